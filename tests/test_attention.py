@@ -1,0 +1,197 @@
+"""The torch module and kernels against references nobody here wrote: float64 NumPy, SDPA(enable_gqa=True),
+nn.MultiheadAttention."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from mqa_edu import numpy_attention as na
+from mqa_edu.attention import (GroupedQueryAttention, attention_expand, attention_repeat_interleave,
+                               attention_sdpa_gqa, grouped_attention, grouped_attention_math, make_mask)
+from mqa_edu.heads import HeadConfig
+
+TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.bfloat16: 3e-2}
+KERNELS = [grouped_attention, grouped_attention_math, attention_repeat_interleave, attention_expand,
+           attention_sdpa_gqa]
+
+
+def random_qkv(b, h, hkv, tq, tk, d, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda heads, t: torch.randn(b, heads, t, d, generator=g, dtype=torch.float64).to(dtype)  # noqa: E731
+    return mk(h, tq), mk(hkv, tk), mk(hkv, tk)
+
+
+def check_against_sdpa(kernel, pairs, dtypes=(torch.float64,), shapes=((1, 1, 9), (3, 5, 5), (2, 4, 11))):
+    """Compare ``kernel`` with PyTorch's own GQA attention; AssertionError on the first disagreement."""
+    for n_heads, n_kv in pairs:
+        for b, tq, tk in shapes:
+            for dtype in dtypes:
+                q, k, v = random_qkv(b, n_heads, n_kv, tq, tk, 8, dtype, seed=n_heads * 100 + n_kv)
+                mask = make_mask(tq, tk)
+                ref = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=mask,
+                                                     enable_gqa=True)
+                out = kernel(q, k, v, mask)
+                assert out.dtype == dtype
+                torch.testing.assert_close(out.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+def test_kernels_match_sdpa_enable_gqa(kernel, dtype, head_pair):
+    check_against_sdpa(kernel, [head_pair], dtypes=(dtype,))
+
+
+def wrong_tile_order(q, k, v, mask=None):
+    """A planted bug: Tensor.repeat tiles KV heads (0,1,0,1,...) instead of interleaving them (0,0,1,1,...)."""
+    g = q.shape[1] // k.shape[1]
+    return F.scaled_dot_product_attention(q, k.repeat(1, g, 1, 1), v.repeat(1, g, 1, 1), attn_mask=mask)
+
+
+def test_suite_catches_tile_order_bug():
+    from tests.conftest import HEAD_PAIRS
+    check_against_sdpa(wrong_tile_order, [(8, 8), (8, 1)])  # MHA and MQA cannot tell the orders apart...
+    with pytest.raises(AssertionError):  # ...but the GQA shapes in the suite do
+        check_against_sdpa(wrong_tile_order, HEAD_PAIRS)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("batch, seq", [(1, 1), (1, 7), (3, 6)])
+def test_module_matches_numpy_float64(head_pair, bias, batch, seq):
+    n_heads, n_kv = head_pair
+    head_dim = 5 if n_heads == 71 else 6  # explicit head_dim != d_model / n_heads on purpose
+    cfg = HeadConfig(24, n_heads, n_kv, head_dim=head_dim)
+    p = na.init_attention_params(cfg, bias=bias, seed=n_heads + n_kv)
+    m = GroupedQueryAttention(24, n_heads, n_kv, head_dim=head_dim, bias=bias, dtype=torch.float64).load_numpy(p)
+    x = np.random.default_rng(seq).normal(size=(batch, seq, 24))
+    mask = np.ones((batch, seq), dtype=bool)
+    mask[-1, : seq // 2] = False  # left padding in the last row
+    ref = na.grouped_query_attention(x, p, cfg, attention_mask=mask)
+    out = m(torch.tensor(x), attention_mask=torch.tensor(mask))
+    np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-12)
+    np.testing.assert_allclose(m.numpy_params()["w_k"], p["w_k"])
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_mha_matches_nn_multiheadattention(causal):
+    torch.manual_seed(0)
+    d, h = 32, 4
+    ref = torch.nn.MultiheadAttention(d, h, bias=True, batch_first=True, dtype=torch.float64)
+    ours = GroupedQueryAttention(d, h, h, bias=True, dtype=torch.float64)
+    with torch.no_grad():
+        wq, wk, wv = ref.in_proj_weight.chunk(3)
+        bq, bk, bv = ref.in_proj_bias.chunk(3)
+        for lin, w, b in ((ours.q_proj, wq, bq), (ours.k_proj, wk, bk), (ours.v_proj, wv, bv),
+                          (ours.o_proj, ref.out_proj.weight, ref.out_proj.bias)):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+    x = torch.randn(3, 6, d, dtype=torch.float64)
+    pad = torch.ones(3, 6, dtype=torch.bool)
+    pad[1, :2] = False
+    # nn.MultiheadAttention masks are the other way round: True means "do NOT attend".
+    causal_block = torch.triu(torch.ones(6, 6, dtype=torch.bool), 1) if causal else None
+    expected, _ = ref(x, x, x, key_padding_mask=~pad, attn_mask=causal_block, need_weights=False)
+    torch.testing.assert_close(ours(x, attention_mask=pad, causal=causal), expected, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_kv", [8, 2, 1])
+def test_padding_content_does_not_leak(n_kv):
+    torch.manual_seed(1)
+    m = GroupedQueryAttention(32, 8, n_kv, dtype=torch.float64)
+    x = torch.randn(2, 7, 32, dtype=torch.float64)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[0, :3] = False
+    mask[1, 5:] = False  # right padding too
+    y1 = m(x, attention_mask=mask)
+    x2 = x.clone()
+    x2[~mask] = 1e6 * torch.randn(int((~mask).sum()), 32, dtype=torch.float64)
+    y2 = m(x2, attention_mask=mask)
+    torch.testing.assert_close(y1[mask], y2[mask], atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda f: f.__name__)
+def test_fully_masked_row_gives_zero_not_nan(kernel):
+    q, k, v = random_qkv(2, 4, 2, 3, 3, 8, torch.float32)
+    mask = make_mask(3, 3, attention_mask=torch.tensor([[0, 0, 1], [1, 1, 1]], dtype=torch.bool))
+    out = kernel(q, k, v, mask)
+    assert not out.isnan().any()
+    assert (out[0, :, :2] == 0).all()  # rows 0 and 1 of batch 0 see no key at all
+
+
+def test_module_all_padding_row_no_nan():
+    m = GroupedQueryAttention(16, 4, 1)
+    y = m(torch.randn(2, 3, 16), attention_mask=torch.tensor([[0, 0, 0], [1, 1, 1]]))
+    assert not y.isnan().any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_kv=st.sampled_from([1, 2, 3, 6]), mult=st.sampled_from([1, 2, 4]), b=st.integers(1, 3),
+       tq=st.integers(1, 6), extra=st.integers(0, 5), d=st.sampled_from([4, 8, 16]), seed=st.integers(0, 2**16))
+def test_property_grouped_attention_equals_sdpa(n_kv, mult, b, tq, extra, d, seed):
+    n_heads = n_kv * mult
+    q, k, v = random_qkv(b, n_heads, n_kv, tq, tq + extra, d, seed=seed)
+    pad = torch.rand(b, tq + extra, generator=torch.Generator().manual_seed(seed)) > 0.3
+    pad[:, -1] = True
+    mask = make_mask(tq, tq + extra, attention_mask=pad)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    expected = expected.masked_fill(~mask.any(-1, keepdim=True), 0.0)
+    torch.testing.assert_close(grouped_attention(q, k, v, mask), expected, atol=1e-10, rtol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_heads=st.sampled_from([1, 2, 3, 4, 6, 12]), data=st.data(), seq=st.integers(1, 6),
+       head_dim=st.sampled_from([None, 3, 8]))
+def test_property_module_equals_numpy(n_heads, data, seq, head_dim):
+    n_kv = data.draw(st.sampled_from([d for d in range(1, n_heads + 1) if n_heads % d == 0]))
+    cfg = HeadConfig(12, n_heads, n_kv, head_dim)
+    p = na.init_attention_params(cfg, seed=seq)
+    m = GroupedQueryAttention(12, n_heads, n_kv, head_dim, dtype=torch.float64).load_numpy(p)
+    x = np.random.default_rng(seq).normal(size=(2, seq, 12))
+    np.testing.assert_allclose(m(torch.tensor(x)).detach().numpy(), na.grouped_query_attention(x, p, cfg),
+                               atol=1e-12)
+
+
+# ---------------------------------------------------------------- bad input gets a clear error
+@pytest.mark.parametrize("make, exc, words", [
+    (lambda: GroupedQueryAttention(64, 8, 3), ValueError, ["n_kv_heads", "[1, 2, 4, 8]"]),
+    (lambda: GroupedQueryAttention(60, 8, 2), ValueError, ["d_model=60", "head_dim"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(64)), ValueError, ["(batch, seq, d_model=64)"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 32)), ValueError, ["d_model=64"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(np.zeros((2, 3, 64))), TypeError, ["torch.Tensor"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64, dtype=torch.float64)), TypeError, ["dtype"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64, device="meta")), ValueError, ["meta", "cpu"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64), attention_mask=torch.ones(2, 4)), ValueError,
+     ["attention_mask", "(2, 3)"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64), attention_mask=torch.ones(2, 3)), TypeError,
+     ["attention_mask", "bool or integer"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64), attention_mask=[[1, 1, 1]] * 2), TypeError,
+     ["attention_mask"]),
+    (lambda: GroupedQueryAttention(64, 8, 2)(torch.randn(2, 3, 64), attention_mask=torch.full((2, 3), 2)),
+     ValueError, ["0 (padding)"]),
+    (lambda: grouped_attention(*random_qkv(1, 8, 3, 2, 2, 4)), ValueError, ["n_kv_heads=3", "n_heads=8"]),
+    (lambda: grouped_attention(*random_qkv(1, 8, 2, 2, 2, 4)[:2], torch.randn(1, 2, 2, 5, dtype=torch.float64)),
+     ValueError, ["same shape"]),
+    (lambda: grouped_attention(*random_qkv(1, 8, 2, 2, 5, 4), torch.ones(1, 1, 2, 4, dtype=torch.bool)), ValueError,
+     ["mask", "(1, 1, 2, 5)"]),
+    (lambda: grouped_attention(*random_qkv(1, 8, 2, 2, 5, 4), torch.ones(1, 1, 2, 5)), TypeError, ["bool"]),
+    (lambda: grouped_attention(*random_qkv(1, 4, 2, 2, 5, 4)[:2], random_qkv(1, 4, 2, 2, 5, 4)[2].float()),
+     TypeError, ["dtype"]),
+])
+def test_bad_input_raises_named_error(make, exc, words):
+    with pytest.raises(exc) as err:
+        make()
+    for w in words:
+        assert w in str(err.value), str(err.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("n_kv", [8, 2, 1])
+def test_cuda_matches_cpu(n_kv):
+    torch.manual_seed(0)
+    m = GroupedQueryAttention(64, 8, n_kv)
+    x = torch.randn(2, 9, 64)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[0, :4] = False
+    expected = m(x, attention_mask=mask)
+    out = m.cuda()(x.cuda(), attention_mask=mask.cuda()).cpu()
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
