@@ -132,21 +132,34 @@ def grouped_attention_math(q, k, v, mask=None):
     return out.reshape(b, h, tq, d)
 
 
+def repeat_kv_interleave(x, group_size: int):
+    """(b, n_kv_heads, t, hd) -> (b, n_kv_heads*group_size, t, hd) with ``repeat_interleave``: always a new tensor
+    of ``group_size`` times the bytes (skipped when group_size == 1, as Hugging Face's ``repeat_kv`` does)."""
+    return x if group_size == 1 else x.repeat_interleave(group_size, dim=1)
+
+
+def repeat_kv_expand(x, group_size: int):
+    """Hugging Face's ``repeat_kv``: ``expand`` (a free view) then ``reshape``. The reshape must copy whenever
+    n_kv_heads > 1; with a single KV head (MQA) it can stay a view with stride 0 over the heads."""
+    if group_size == 1:
+        return x
+    b, hkv, t, d = x.shape
+    return x[:, :, None].expand(b, hkv, group_size, t, d).reshape(b, hkv * group_size, t, d)
+
+
 def attention_repeat_interleave(q, k, v, mask=None):
     """The common approach: materialise K/V for every query head, then run ordinary attention. Correct, but it
     copies ``group_size`` times the cache and throws away the bandwidth MQA/GQA saved."""
     g = q.shape[1] // k.shape[1]
-    k, v = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)
-    return _zero_empty_rows(F.scaled_dot_product_attention(q, k, v, attn_mask=mask), mask)
+    out = F.scaled_dot_product_attention(q, repeat_kv_interleave(k, g), repeat_kv_interleave(v, g), attn_mask=mask)
+    return _zero_empty_rows(out, mask)
 
 
 def attention_expand(q, k, v, mask=None):
-    """Hugging Face's ``repeat_kv``: expand (a free view) then reshape, which forces the same copy as above."""
-    b, hkv, tk, d = k.shape
-    g = q.shape[1] // hkv
-    k = k[:, :, None].expand(b, hkv, g, tk, d).reshape(b, hkv * g, tk, d)
-    v = v[:, :, None].expand(b, hkv, g, tk, d).reshape(b, hkv * g, tk, d)
-    return _zero_empty_rows(F.scaled_dot_product_attention(q, k, v, attn_mask=mask), mask)
+    """Expand + reshape (Hugging Face's ``repeat_kv``), then ordinary attention."""
+    g = q.shape[1] // k.shape[1]
+    out = F.scaled_dot_product_attention(q, repeat_kv_expand(k, g), repeat_kv_expand(v, g), attn_mask=mask)
+    return _zero_empty_rows(out, mask)
 
 
 def attention_sdpa_gqa(q, k, v, mask=None):
