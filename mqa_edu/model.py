@@ -1,0 +1,180 @@
+"""A small Llama-architecture decoder (notebook 05): RMSNorm, rotary embeddings, SwiGLU, and the course's
+MHA/GQA/MQA attention. Parameter names follow Hugging Face's LlamaForCausalLM so weights convert by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import GroupedQueryAttention, check_attention_mask, grouped_attention, make_mask
+from .heads import HeadConfig, check_int
+from .kv_cache import KVCache
+
+
+@dataclass
+class ModelConfig:
+    n_layers: int = 4
+    d_model: int = 256
+    n_heads: int = 8
+    n_kv_heads: int | None = None  # None: MHA
+    head_dim: int | None = None  # None: d_model // n_heads
+    vocab_size: int = 512
+    max_seq_len: int = 1024
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    d_ff: int | None = None  # SwiGLU hidden width; None: about 8/3 d_model, rounded up to a multiple of 32
+    tie_embeddings: bool = False
+
+    def __post_init__(self):
+        heads = HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)
+        self.n_kv_heads, self.head_dim = heads.n_kv_heads, heads.head_dim
+        for name in ("n_layers", "vocab_size", "max_seq_len"):
+            check_int(name, getattr(self, name))
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim must be even for rotary embeddings, got {self.head_dim}")
+        if self.d_ff is None:
+            self.d_ff = -(-8 * self.d_model // 3 // 32) * 32
+        check_int("d_ff", self.d_ff)
+
+    @property
+    def heads(self) -> HeadConfig:
+        return HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, computed in float32 whatever the input dtype (as Llama does)."""
+
+    def __init__(self, dim, eps=1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+class Rotary(nn.Module):
+    """Rotary position embedding, "rotate half" layout: dims i and i + head_dim/2 form one rotating pair."""
+
+    def __init__(self, head_dim, max_seq_len, theta=10000.0, device=None):
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim)
+        freqs = torch.outer(torch.arange(max_seq_len, device=device).float(), inv_freq)  # (max_seq_len, hd/2)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, positions, dtype):
+        """positions (batch, t) -> cos, sin of shape (batch, 1, t, head_dim), broadcast over heads."""
+        return self.cos[positions].to(dtype)[:, None], self.sin[positions].to(dtype)[:, None]
+
+
+def apply_rotary(x, cos, sin):
+    """x (batch, heads, t, head_dim) rotated pairwise by the angles of its positions."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model, d_ff, device=None, dtype=None):
+        super().__init__()
+        kw = {"bias": False, "device": device, "dtype": dtype}
+        self.gate_proj, self.up_proj = nn.Linear(d_model, d_ff, **kw), nn.Linear(d_model, d_ff, **kw)
+        self.down_proj = nn.Linear(d_ff, d_model, **kw)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
+        self.self_attn = GroupedQueryAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                                               device=device, dtype=dtype)
+        self.post_attention_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
+        self.mlp = SwiGLU(cfg.d_model, cfg.d_ff, device, dtype)
+
+    def forward(self, x, cos, sin, mask, layer_cache=None, start=0):
+        attn = self.self_attn
+        q, k, v = attn.project(self.input_layernorm(x))  # q (b, n_heads, t, hd); k, v (b, n_kv_heads, t, hd)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # rotate BEFORE caching: keys keep their position
+        if layer_cache is not None:
+            k, v = layer_cache.update(start, k, v)  # (b, n_kv_heads, start + t, hd), never repeated
+        x = x + attn.merge(grouped_attention(q, k, v, mask))
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig, device=None, dtype=None):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model, device=device, dtype=dtype)
+        self.layers = nn.ModuleList(Block(cfg, device, dtype) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False, device=device, dtype=dtype)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+        self.rotary = Rotary(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, device)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    @property
+    def device(self):
+        return self.embed_tokens.weight.device
+
+    def _check_tokens(self, tokens):
+        if not isinstance(tokens, torch.Tensor) or tokens.dtype not in (torch.long, torch.int32, torch.int64):
+            raise TypeError(f"tokens must be an integer torch.Tensor of shape (batch, seq), got "
+                            f"{type(tokens).__name__} {getattr(tokens, 'dtype', '')}")
+        if tokens.dim() != 2 or tokens.shape[1] == 0:
+            raise ValueError(f"tokens must have shape (batch, seq) with seq >= 1, got {tuple(tokens.shape)}")
+        if tokens.device != self.device:
+            raise ValueError(f"tokens are on {tokens.device} but the model is on {self.device}")
+        if int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.vocab_size:
+            raise ValueError(f"token ids must be in [0, vocab_size={self.cfg.vocab_size}), got "
+                             f"[{int(tokens.min())}, {int(tokens.max())}]")
+
+    def forward(self, tokens, attention_mask=None, cache: KVCache | None = None, last_only: bool = False):
+        """tokens (batch, t) -> logits (batch, t, vocab) [or (batch, 1, vocab) with last_only].
+
+        attention_mask (batch, t): 1 for real tokens, 0 for (left) padding. With a cache, the t tokens follow the ones
+        already cached: their rotary positions continue each row's count of real tokens.
+        """
+        self._check_tokens(tokens)
+        b, t = tokens.shape
+        am = (torch.ones(b, t, dtype=torch.bool, device=tokens.device) if attention_mask is None
+              else check_attention_mask(attention_mask, b, t, tokens.device))
+        if cache is None:
+            if t > self.cfg.max_seq_len:
+                raise ValueError(f"sequence length {t} exceeds max_seq_len={self.cfg.max_seq_len}")
+            start, positions, key_mask = 0, (am.long().cumsum(1) - 1).clamp(min=0), am
+            has_padding = not bool(am.all())
+        else:
+            if cache.n_kv_heads != self.cfg.n_kv_heads or cache.head_dim != self.cfg.head_dim or \
+                    len(cache.layers) != self.cfg.n_layers:
+                raise ValueError("this cache was built for another model configuration (n_layers, n_kv_heads or "
+                                 "head_dim differ)")
+            start, positions, key_mask = cache.reserve(am)
+            has_padding = cache.has_padding
+        end = start + t
+        # A single new token after an unpadded prefix sees every cached slot: no mask needed at all.
+        mask = None if (t == 1 and not has_padding) else make_mask(
+            t, end, q_start=start, attention_mask=key_mask if has_padding else None, device=tokens.device)
+        x = self.embed_tokens(tokens)
+        cos, sin = self.rotary(positions, x.dtype)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, cache.layers[i] if cache is not None else None, start)
+        if last_only:
+            x = x[:, -1:]
+        return self.lm_head(self.norm(x))
