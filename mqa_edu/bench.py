@@ -53,3 +53,19 @@ def measure_bandwidth_gbs(device="cpu", n_bytes: int | None = None, repeats: int
 def kv_bytes(batch: int, n_kv_heads: int, kv_len: int, head_dim: int, dtype=torch.float32) -> int:
     """Bytes of K and V that one decode step of one layer must read."""
     return 2 * batch * n_kv_heads * kv_len * head_dim * torch.tensor([], dtype=dtype).element_size()
+
+
+def measure_matmul_gflops(device="cpu", n: int | None = None, dtype=torch.float32, repeats: int = 5) -> float:
+    """Achievable arithmetic throughput in GFLOP/s: time an n x n matmul (2 n^3 FLOPs)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    ms = time_ms(lambda: a @ b, device, repeats=repeats, warmup=2)
+    return 2 * n**3 / (ms * 1e-3) / 1e9
+
+
+def decode_attention_intensity(group_size: int, bytes_per_element: float) -> float:
+    """FLOPs per byte of K/V read by one decode step of attention: (2+2) x n_heads x T x hd FLOPs over
+    2 x n_kv_heads x T x hd x bytes, i.e. 2 x group_size / bytes_per_element."""
+    return 2 * group_size / bytes_per_element

@@ -177,4 +177,13 @@ class Transformer(nn.Module):
             x = layer(x, cos, sin, mask, cache.layers[i] if cache is not None else None, start)
         if last_only:
             x = x[:, -1:]
-        return self.lm_head(self.norm(x))
+        return self.logits(self.norm(x))
+
+    def logits(self, x):
+        """The output projection. A decode step has only a few rows against a vocab-sized weight; on a CPU the BLAS
+        spreads W @ x^T (tall, over vocab rows) across cores far better than x @ W^T (benchmarks/decode_bench.py)."""
+        rows = x.shape[0] * x.shape[1]
+        if x.device.type == "cpu" and rows <= 16:
+            w = self.lm_head.weight
+            return (w @ x.reshape(rows, -1).T).T.reshape(*x.shape[:2], w.shape[0])
+        return self.lm_head(x)

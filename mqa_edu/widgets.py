@@ -45,3 +45,46 @@ def head_grouping_explorer(n_heads: int = 8):
         plt.show()
 
     return W.interactive(show, n_heads=heads, n_kv_heads=kv, wrong_tile_order=wrong)
+
+
+def kv_cache_calculator():
+    """Pick a real model, dtype, context, batch and n_kv_heads: the cache size, and memory vs context for MHA, the
+    chosen n_kv_heads and MQA variants of that model."""
+    from .sizing import REAL_MODELS, bytes_per_token, format_bytes, kv_cache_bytes
+
+    model = W.Dropdown(options=list(REAL_MODELS), value="Llama-3-8B", description="model")
+    dtype = W.Dropdown(options=["fp32", "bf16", "fp16", "fp8", "int4"], value="fp16", description="dtype")
+    context = W.IntSlider(value=8192, min=512, max=131072, step=512, description="context")
+    batch = W.IntSlider(value=8, min=1, max=128, description="batch")
+    n_kv = W.Dropdown(options=divisors(REAL_MODELS["Llama-3-8B"].n_heads), value=8, description="n_kv_heads")
+
+    def sync(change):
+        spec = REAL_MODELS[change["new"]]
+        n_kv.options = divisors(spec.n_heads)
+        n_kv.value = spec.n_kv_heads
+
+    model.observe(sync, names="value")
+
+    def show(name, dtype, context, batch, n_kv_heads):
+        base = REAL_MODELS[name]
+        if base.n_heads % n_kv_heads:
+            return
+        spec = base.with_kv_heads(n_kv_heads)
+        total = kv_cache_bytes(spec, context, batch, dtype)
+        print(f"{name} with n_kv_heads={n_kv_heads} ({spec.kind}), {dtype}: {bytes_per_token(spec, dtype):,} B per "
+              f"token -> {format_bytes(total)} for {batch} x {context} tokens")
+        if base.note:
+            print("note:", base.note)
+        ctx = np.linspace(512, max(context * 2, 4096), 200).astype(int)
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        for kv, style in ((base.n_heads, "--"), (n_kv_heads, "-"), (1, ":")):
+            v = base.with_kv_heads(kv)
+            ax.plot(ctx, [kv_cache_bytes(v, int(c), batch, dtype) / 1e9 for c in ctx], style,
+                    label=f"{v.kind} (n_kv_heads={kv})")
+        ax.axvline(context, color="0.6", lw=0.8)
+        ax.set_xlabel("context length (tokens)")
+        ax.set_ylabel(f"KV cache, GB (batch {batch})")
+        ax.legend()
+        plt.show()
+
+    return W.interactive(show, name=model, dtype=dtype, context=context, batch=batch, n_kv_heads=n_kv)

@@ -30,7 +30,8 @@ def execute(path: Path, timeout: int = 300):
 def test_there_are_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     for expected in ("00_start_here", "01_attention_in_numpy", "02_multi_head_attention",
-                     "03_multi_query_and_grouped_query", "04_batched_pytorch_attention"):
+                     "03_multi_query_and_grouped_query", "04_batched_pytorch_attention", "05_kv_cache",
+                     "06_cache_sizing", "07_decode_speed"):
         assert expected in names
 
 
