@@ -1,0 +1,7 @@
+"""Check cells for the notebooks and exercises: ``from mqa_edu.checks import check, summary``.
+
+Only the standard library is imported here; a question's definition is loaded when it is first checked.
+"""
+from .core import GRADING_ENV, check, summary
+
+__all__ = ["check", "summary", "GRADING_ENV"]

@@ -1,0 +1,94 @@
+"""'Check your understanding' questions of notebooks 01-07, with a hint for each tempting wrong answer."""
+from __future__ import annotations
+
+import math
+
+from .core import Exercise, Mistake, Question
+
+
+def choice(qid, title, right, wrong_hints: dict, points=1):
+    letters = tuple(sorted({right, *wrong_hints}))
+    return Question(qid, title, points, "choice", "answer", reference=lambda: right, choices=letters,
+                    mistakes=[Mistake(k, (lambda k=k: k), v) for k, v in wrong_hints.items()])
+
+
+def value(qid, title, right, wrong: dict = None, rel_tol=0.0, hint="", points=1):
+    return Question(qid, title, points, "value", "answer", reference=lambda: right, rel_tol=rel_tol, hint=hint,
+                    mistakes=[Mistake(str(v), (lambda v=v: v), h) for v, h in (wrong or {}).items()])
+
+
+_STABLE_MAX = 1 / (1 + math.exp(-1) + math.exp(-2))
+
+NOTEBOOKS = {
+    "nb01": [
+        choice("nb01.scaling", "why divide scores by sqrt(head_dim)?", "b", {
+            "a": "softmax already sums to 1 whatever the scale.",
+            "c": "causality comes from the mask, not the scale.",
+            "d": "scaling changes no tensor's size."}),
+        value("nb01.softmax", "largest weight of softmax([1000, 1001, 1002]), 3 decimals", _STABLE_MAX, rel_tol=2e-3,
+              wrong={1.0: "close, but the other two weights are not zero: e^-1 and e^-2 relative to the largest."},
+              hint="Subtract the maximum first: softmax([-2, -1, 0])."),
+    ],
+    "nb02": [
+        value("nb02.params", "parameters of an attention layer, d_model=512, n_heads=8, no bias", 4 * 512 * 512,
+              wrong={3 * 512 * 512: "W_q, W_k, W_v AND the output projection W_o.",
+                     4 * 512 * 64: "each projection maps d_model to n_heads * head_dim = d_model, not to one head."},
+              hint="Four d_model x (n_heads*head_dim) matrices."),
+        choice("nb02.more_heads", "doubling n_heads at fixed d_model (head_dim = d_model / n_heads) makes the "
+               "parameter count...", "c", {
+                   "a": "more heads are narrower heads: n_heads * head_dim stays d_model.",
+                   "b": "nothing is removed either: n_heads * head_dim stays d_model.",
+                   "d": "n_heads * head_dim stays d_model, so nothing changes."}),
+    ],
+    "nb03": [
+        choice("nb03.flops", "going from MHA to GQA-8 with 32 query heads, the FLOPs of Q K^T at a decode step...", "c",
+               {"a": "a common misconception: every query head still scores every key. GQA saves memory traffic, "
+                     "not score arithmetic.",
+                "b": "sharing K/V heads does not remove query heads: each still computes its scores.",
+                "d": "nothing is added: the same number of query heads score the same keys."}),
+        value("nb03.mapping", "n_heads=12, n_kv_heads=4: which KV head does query head 7 read?", 2,
+              wrong={3: "that is 7 % 4, the tile (Tensor.repeat) order. The right order is 7 // group_size.",
+                     1: "group_size is 12 // 4 = 3, so head 7 is in group 7 // 3."}),
+        choice("nb03.head_dim", "head_dim is always d_model / n_heads: true or false?", "false", {
+            "true": "Gemma-7B has 16 heads of 256 with d_model 3072: head_dim can be set explicitly."}),
+    ],
+    "nb04": [
+        choice("nb04.padded_row", "in this course, a padded query row whose keys are ALL masked outputs...", "b", {
+            "a": "NaN is what a naive softmax over all -inf gives; the course defines the output as zeros instead.",
+            "c": "a uniform average would mix in padding; the course outputs zeros."}),
+        value("nb04.repeat_bytes", "bytes repeat_interleave writes for K: batch 4, n_kv_heads 4 -> n_heads 16, "
+              "2048 tokens, head_dim 64, fp32", 4 * 16 * 2048 * 64 * 4,
+              wrong={4 * 4 * 2048 * 64 * 4: "that is K itself; the copy has n_heads heads.",
+                     2 * 4 * 16 * 2048 * 64 * 4: "only K was asked (V is the same again)."}),
+    ],
+    "nb05": [
+        choice("nb05.training", "the KV cache is used in training: true or false?", "false", {
+            "true": "training feeds whole sequences at once with a causal mask; nothing is generated token by token, "
+                    "so there is nothing to cache."}),
+        value("nb05.position", "a row [pad, pad, 7, 8, 9] has generated 2 tokens: rotary position of its next token?",
+              5, wrong={7: "that is the slot index; positions count real tokens only (padding excluded).",
+                        4: "positions start at 0, and 3 + 2 = 5 real tokens come before the next one.",
+                        6: "off by one: the new token's position is the number of real tokens before it."}),
+    ],
+    "nb06": [
+        value("nb06.mqa_factor", "converting Llama-3-8B (32 query heads, GQA-8) to MQA shrinks its KV cache by "
+              "what factor?", 8,
+              wrong={32: "'MQA makes the cache n_heads times smaller' holds against MHA; Llama-3-8B already has 8 "
+                         "KV heads, so 8 -> 1."}),
+        value("nb06.llama2", "Llama-2-7B (32 layers, MHA, 32 heads, head_dim 128) KV bytes per token in fp16", 524288,
+              wrong={262144: "K and V: the factor 2.", 16384: "every one of the 32 layers has a cache."}),
+    ],
+    "nb07": [
+        value("nb07.intensity", "arithmetic intensity (FLOP/byte) of decode attention, fp16, group_size 8", 8,
+              wrong={16: "divide by the 2 bytes of an fp16 number.", 4: "2 x group_size / bytes_per_element."}),
+        choice("nb07.bound", "on an H100 (ridge ~295 FLOP/byte), MQA decode with group_size 71 in fp16 is...", "b", {
+            "a": "71 FLOP/byte is far below the ridge point: memory-bound."}),
+    ],
+}
+
+EXERCISES = {nb: Exercise(name=nb, title=f"Notebook {nb[2:]} · check your understanding", questions=qs)
+             for nb, qs in NOTEBOOKS.items()}
+
+
+def exercise_for(qid: str) -> Exercise:
+    return EXERCISES[qid.split(".")[0]]

@@ -1,0 +1,273 @@
+"""Questions, judging and in-notebook feedback. Imports only the standard library: a check cell costs nothing.
+
+One definition serves two masters:
+- in a notebook, ``check(qid, answer)`` runs the question's PUBLIC cases at once and prints what passed, what failed
+  and a specific hint for each known mistake;
+- the grader (mqa_edu.grading) runs the HIDDEN cases, with fresh random inputs, in a separate process, and judges
+  the returned values with the same :func:`judge`.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import random
+import signal
+import sys
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Callable
+
+GRADING_ENV = "MQA_EDU_GRADING"  # set inside a grading kernel: check cells then do nothing
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_CHECKS_DIR = Path(__file__).resolve().parent
+
+
+class NotAnswered(Exception):
+    """The student has not attempted the question (NotImplementedError or None)."""
+
+
+@dataclass
+class Mistake:
+    """A known wrong answer: ``fn`` takes the same arguments as the reference and returns the wrong value."""
+
+    name: str
+    fn: Callable
+    hint: str
+
+
+@dataclass
+class Question:
+    qid: str  # "ex01.q1", "nb03.flops"
+    title: str
+    points: int
+    kind: str  # "function" (student writes a function of the case's arguments), "value", "choice", "text"
+    answer_name: str  # what the student defines: a function name, or a variable name for in-notebook checks
+    reference: Callable = None  # (*case) -> expected
+    public_cases: Callable = lambda rng: [()]  # rng -> list of argument tuples
+    hidden_cases: Callable = None  # rng -> list of argument tuples (defaults to public_cases)
+    mistakes: list = field(default_factory=list)
+    rel_tol: float = 0.0  # 0: integers must match exactly
+    choices: tuple = ()  # for kind "choice"
+    hint: str = ""  # shown when the answer is wrong and no known mistake matches
+
+    def cases(self, rng, hidden: bool):
+        maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases
+        return [tuple(c) for c in maker(rng)]
+
+
+@dataclass
+class Exercise:
+    name: str
+    title: str
+    questions: list
+    # module names and files under the repository a graded answer may not use (the grader blocks them outright)
+    forbidden_modules: tuple = ()
+    forbidden_paths: tuple = ()
+
+    @property
+    def total(self) -> int:
+        return sum(q.points for q in self.questions)
+
+    def question(self, qid):
+        for q in self.questions:
+            if q.qid == qid or q.qid.split(".")[-1] == qid:
+                return q
+        raise KeyError(f"no question {qid!r} in {self.name}; questions are {[q.qid for q in self.questions]}")
+
+
+# -------------------------------------------------------------------------------------------------- judging
+def _describe(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_number(value):
+    """A plain int/float from int, float or numpy scalars; None for anything else (str, list, bool, ...)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    return None
+
+
+def matches(got, expected, rel_tol: float) -> bool:
+    if isinstance(expected, str):
+        return isinstance(got, str) and got.strip().lower() == expected.lower()
+    g, e = _as_number(got), _as_number(expected)
+    if g is None or e is None or (isinstance(g, float) and not math.isfinite(g)):
+        return False
+    if rel_tol == 0:
+        return g == e
+    return math.isclose(g, e, rel_tol=rel_tol, abs_tol=1e-12)
+
+
+def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool, str]:
+    """(passed, message) for one case. ``error`` is what the student's code raised, if anything."""
+    args = ", ".join(_describe(a) for a in case)
+    call = f"{q.answer_name}({args})" if q.kind == "function" else q.answer_name
+    if error is not None:
+        return False, f"{call} raised {error}"
+    expected = q.reference(*case)
+    if matches(got, expected, q.rel_tol):
+        return True, f"{call} = {_describe(got)}"
+    if isinstance(expected, str):
+        if not isinstance(got, str) or got.strip().lower() not in q.choices:
+            return False, f"{call} should be one of {list(q.choices)}, got {_describe(got)}"
+    else:
+        num = _as_number(got)
+        if num is None:
+            kind = getattr(got, "type_name", type(got).__name__)
+            return False, f"{call} returned {kind} {_describe(got)}; expected a number"
+        if isinstance(num, float) and math.isnan(num):
+            return False, f"{call} returned NaN"
+    for m in q.mistakes:
+        try:
+            wrong = m.fn(*case)
+        except Exception:  # a mistake model that does not apply to this case
+            continue
+        if matches(got, wrong, q.rel_tol):
+            return False, f"{call} = {_describe(got)}: {m.hint}"
+    return False, f"{call} = {_describe(got)} is not right. {q.hint}".rstrip()
+
+
+# -------------------------------------------------------------------------------------------------- running answers
+class _CallTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _CallTimeout()
+
+
+def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0):
+    """Call (or read) the student's answer for one case. Returns (value, error string or None, mqa_edu files used)."""
+    if answer is None:
+        raise NotAnswered()
+    used: set = set()
+    if q.kind != "function" and not callable(answer):
+        return answer, None, used
+    if not callable(answer):
+        return None, f"TypeError: {q.answer_name} must be a function, got {type(answer).__name__}", used
+
+    own = {str(_CHECKS_DIR)}
+
+    def tracer(frame, event, arg):
+        if event == "call":
+            path = frame.f_code.co_filename
+            if path.startswith(str(PACKAGE_DIR)) and not any(path.startswith(p) for p in own):
+                used.add(f"{Path(path).relative_to(PACKAGE_DIR.parent)}:{frame.f_code.co_name}")
+
+    use_alarm = hasattr(signal, "SIGALRM") and _in_main_thread()
+    old = signal.signal(signal.SIGALRM, _on_alarm) if use_alarm else None
+    if use_alarm:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous_profile = sys.getprofile()
+    sys.setprofile(tracer)
+    try:
+        value = answer(*case)
+        error = None
+    except NotImplementedError:
+        raise NotAnswered()
+    except _CallTimeout:
+        value, error = None, f"TimeoutError: took longer than {seconds:g} s"
+    except Exception as exc:  # the student's bug, reported as a message
+        value, error = None, f"{type(exc).__name__}: {exc}"
+    finally:
+        tampered = sys.getprofile() is not tracer
+        sys.setprofile(previous_profile)
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+    if tampered:
+        used.add("sys.setprofile (the call tracer was removed)")
+    if value is None and error is None and q.kind != "function":
+        raise NotAnswered()
+    return value, error, used
+
+
+def _in_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+# -------------------------------------------------------------------------------------------------- in the notebook
+_PUBLIC_RESULTS: dict = {}  # qid -> (points earned on public checks, points possible)
+_REGISTRY = {"ex01": "mqa_edu.checks.ex01_cache_sizing", "nb": "mqa_edu.checks.concepts"}
+
+
+def find_question(qid: str):
+    """'ex01.q1' or 'nb03.flops' -> (Exercise, Question)."""
+    prefix = qid.split(".")[0]
+    key = "nb" if prefix.startswith("nb") else prefix
+    if key not in _REGISTRY:
+        raise KeyError(f"unknown question {qid!r}")
+    module = importlib.import_module(_REGISTRY[key])
+    ex = module.exercise_for(qid) if hasattr(module, "exercise_for") else module.EXERCISE
+    return ex, ex.question(qid)
+
+
+def check(qid: str, answer) -> bool | None:
+    """Run the public checks of one question and print feedback. Returns True/False, or None if not answered."""
+    if os.environ.get(GRADING_ENV):
+        return None  # the grader runs its own hidden tests in a controlled way
+    _, q = find_question(qid)
+    rng = random.Random(f"public-{q.qid}")
+    header = f"{q.qid} · {q.title} ({q.points} point{'s' if q.points != 1 else ''})"
+    if q.kind == "text":
+        try:
+            text, error, _ = call_answer(q, answer, ())
+        except NotAnswered:
+            text, error = None, None
+        ok = isinstance(text, str) and len(text.strip()) >= 20
+        print(f"{header}\n  " + ("recorded for your instructor (not auto-graded)." if ok else
+                                 f"write a few sentences (at least 20 characters) for your instructor. {error or ''}"))
+        _PUBLIC_RESULTS[q.qid] = (0, 0)
+        return ok
+    results, used = [], set()
+    try:
+        for case in q.cases(rng, hidden=False):
+            value, error, u = call_answer(q, answer, case)
+            used |= u
+            results.append(judge(q, case, value, error))
+    except NotAnswered:
+        print(f"{header}\n  not answered yet.")
+        _PUBLIC_RESULTS[q.qid] = (0, q.points)
+        return None
+    passed = sum(ok for ok, _ in results)
+    lines = [f"  {'✓' if ok else '✗'} {msg}" for ok, msg in results]
+    if used:
+        lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers must be "
+                     "written from scratch: at grading this question scores 0.")
+    all_ok = passed == len(results) and not used
+    if all_ok and q.kind == "function":
+        verdict = f"public checks passed ({passed}/{len(results)}). Hidden tests with other inputs run at grading."
+    elif all_ok:
+        verdict = "correct."
+    elif q.kind != "function":
+        verdict = "not right yet."
+    else:
+        verdict = f"{passed}/{len(results)} public checks passed."
+    print(f"{header}\n  {verdict}\n" + "\n".join(lines))
+    _PUBLIC_RESULTS[q.qid] = (q.points if all_ok else 0, q.points)
+    return all_ok
+
+
+def summary(prefix: str = "ex01") -> None:
+    """Points earned on the public checks run so far in this kernel (not a grade: hidden tests run at grading)."""
+    if os.environ.get(GRADING_ENV):
+        return
+    module = importlib.import_module(_REGISTRY["nb" if prefix.startswith("nb") else prefix])
+    ex = module.exercise_for(prefix)
+    earned = 0
+    print(f"{ex.title}: public checks so far")
+    for q in ex.questions:
+        got, possible = _PUBLIC_RESULTS.get(q.qid, (None, q.points))
+        earned += got or 0
+        state = "not checked yet" if got is None else f"{got}/{possible}"
+        print(f"  {q.qid:10} {q.title[:48]:48} {state}")
+    print(f"  total on public checks: {earned}/{ex.total}. Your grade comes from hidden tests run by the grader.")

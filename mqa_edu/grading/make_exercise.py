@@ -1,0 +1,82 @@
+"""Make the student notebook from the solution notebook (the one source of truth).
+
+    mqa-make-exercise solutions/ex01_cache_sizing.ipynb exercises/ex01_cache_sizing.ipynb
+    mqa-make-exercise --check solutions/ exercises/      # exit 1 if exercises/ is out of date
+
+In a solution code cell, the lines between ``# BEGIN SOLUTION: <hint>`` and ``# END SOLUTION`` become
+``raise NotImplementedError("<hint>")`` at the marker's indentation. Outputs are stripped.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?::\s*(?P<hint>.*))?$")
+END = re.compile(r"^\s*# END SOLUTION\s*$")
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    out, inside = [], None
+    for n, line in enumerate(source.splitlines(), 1):
+        m = BEGIN.match(line)
+        if m:
+            if inside is not None:
+                raise ValueError(f"{where}, line {n}: BEGIN SOLUTION inside another solution region")
+            inside = m
+            hint = (m.group("hint") or "replace this line with your solution").strip()
+            out.append(f'{m.group("indent")}raise NotImplementedError({hint!r})')
+        elif END.match(line):
+            if inside is None:
+                raise ValueError(f"{where}, line {n}: END SOLUTION without BEGIN SOLUTION")
+            inside = None
+        elif inside is None:
+            out.append(line)
+    if inside is not None:
+        raise ValueError(f"{where}: BEGIN SOLUTION is never closed")
+    return "\n".join(out)
+
+
+def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb = nbformat.from_dict(solution)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.source = strip_solutions(cell.source, f"cell {i}")
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def render(solution_path: Path) -> str:
+    nb = make_exercise(nbformat.read(solution_path, as_version=4))
+    return nbformat.writes(nb) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="mqa-make-exercise", description=__doc__.splitlines()[0])
+    ap.add_argument("solution", type=Path, help="a solution notebook, or the solutions/ folder")
+    ap.add_argument("exercise", type=Path, help="the student notebook to write, or the exercises/ folder")
+    ap.add_argument("--check", action="store_true", help="only report whether the exercise is up to date")
+    a = ap.parse_args(argv)
+    pairs = ([(s, a.exercise / s.name) for s in sorted(a.solution.glob("*.ipynb"))] if a.solution.is_dir()
+             else [(a.solution, a.exercise)])
+    stale = []
+    for sol, ex in pairs:
+        text = render(sol)
+        if a.check:
+            if not ex.exists() or ex.read_text() != text:
+                stale.append(str(ex))
+        else:
+            ex.parent.mkdir(parents=True, exist_ok=True)
+            ex.write_text(text)
+            print(f"wrote {ex}")
+    if stale:
+        print("out of date with solutions/: " + ", ".join(stale) + " (run mqa-make-exercise solutions/ exercises/)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
