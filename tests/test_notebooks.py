@@ -9,7 +9,9 @@ import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# the course, every solution, and every exercise in its unsolved state
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb")) + \
+    sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 def execute(path: Path, timeout: int = 300):
@@ -35,7 +37,7 @@ def test_there_are_notebooks():
         assert expected in names
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_committed_without_outputs(path):
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
@@ -44,7 +46,7 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_notebook_executes(path):
     start = time.perf_counter()
     nb = execute(path)

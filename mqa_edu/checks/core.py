@@ -135,8 +135,8 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
 
 
 # -------------------------------------------------------------------------------------------------- running answers
-class _CallTimeout(Exception):
-    pass
+class _CallTimeout(BaseException):
+    """A BaseException, so that a student's ``except Exception`` cannot swallow the time limit."""
 
 
 def _on_alarm(signum, frame):

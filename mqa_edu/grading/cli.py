@@ -2,8 +2,9 @@
 
     mqa-grade submissions/ --out grades/ --jobs 2
 
-For each submission: a worker process runs the notebook in a fresh kernel (time and memory limited), calls the
-answers on hidden cases drawn fresh for this run, and returns the raw values; the grader judges them here. Results:
+For each submission: a fresh kernel (its own process, memory limited, cells and the whole run time limited) runs the
+notebook, calls the answers on hidden cases drawn fresh for this run, and returns the raw values; the grader judges
+them here, in its own process, where no submission code ever runs. Results:
 grades.csv (one row per submission), students/<id>.json (messages, free text), gradescope/<id>/results.json.
 Each submission's result is written as soon as it is graded, so an interrupted run loses nothing; a re-run skips
 what is already graded unless --force.
@@ -18,8 +19,6 @@ import json
 import os
 import random
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..checks.core import judge
-from . import GRADER_VERSION
+from . import GRADER_VERSION, worker
 
 EXERCISES = {"ex01_cache_sizing": "mqa_edu.checks.ex01_cache_sizing"}
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +91,7 @@ def score(exercise, cases: dict, report: dict) -> dict:
             lines.append("not collected (the notebook did not run to the end)" if report["status"] not in
                          ("invalid_notebook", "wrong_exercise", "empty") else "not graded")
         elif got.get("missing"):
-            close = f" (did you mean to name {got['close'][0]!r} {q.answer_name!r}?)" if got.get("close") else ""
+            close = f" (found {got['close'][0]!r}: rename it to {q.answer_name!r})" if got.get("close") else ""
             lines.append(f"{q.answer_name} is not defined{close}")
         elif got.get("not_answered"):
             lines.append("not answered (still raises NotImplementedError)")
@@ -132,33 +131,18 @@ def grade_one(path: Path, exercise, args, seed: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="mqa-grade-") as tmp:
         tmp = Path(tmp)
         spec = {"notebook": str(path), "exercise": exercise.name, "cases_path": str(tmp / "cases.json"),
-                "result_path": str(tmp / f"answers-{secrets.token_hex(8)}.json"),
-                "report_path": str(tmp / "report.json"), "workdir": str(tmp), "cell_timeout": args.cell_timeout,
-                "call_timeout": args.call_timeout, "memory_mb": args.memory_mb,
-                "output_limit_bytes": args.output_limit_kb * 1024,
+                "result_path": str(tmp / f"answers-{secrets.token_hex(8)}.json"), "workdir": str(tmp),
+                "cell_timeout": args.cell_timeout, "call_timeout": args.call_timeout, "timeout": args.timeout,
+                "memory_mb": args.memory_mb, "output_limit_bytes": args.output_limit_kb * 1024,
+                "n_calls": sum(len(c["cases"]) for c in cases.values()),
                 "forbidden_modules": list(exercise.forbidden_modules),
                 "forbidden_paths": [str(REPO / p) for p in exercise.forbidden_paths]}
         (tmp / "cases.json").write_text(json.dumps(cases))
-        (tmp / "spec.json").write_text(json.dumps(spec))
-        proc = subprocess.Popen([sys.executable, "-m", "mqa_edu.grading.worker", str(tmp / "spec.json")],
-                                cwd=tmp, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            _, err = proc.communicate(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            report = {"status": "timeout", "messages": [f"the submission ran past the {args.timeout} s limit"]}
-        else:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # any kernel the worker left behind
-            except ProcessLookupError:
-                pass
-            rp = Path(spec["report_path"])
-            if rp.exists():
-                report = json.loads(rp.read_text())
-            else:
-                tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                report = {"status": "error", "messages": [f"the grading worker failed: {tail[0][:300]}"]}
+            report = worker.run(spec)
+        except Exception as exc:  # a bug of ours must not cost the batch: the row says what happened
+            report = {"status": "error", "messages": [f"the grader failed on this submission: "
+                                                      f"{type(exc).__name__}: {str(exc)[:300]}"]}
     return score(exercise, cases, report)
 
 

@@ -1,29 +1,53 @@
-"""Grade-run one submission: ``python -m mqa_edu.grading.worker SPEC.json``. Started by the grader in its own
-process group, with a memory limit, so nothing a submission does can reach the grader itself.
-
-Writes a JSON report: status, the raw values each answer returned on the hidden cases, and the cell errors.
+"""Run one submission: execute its notebook in a fresh, memory-limited kernel between the harness cells, and return
+a report with the raw values its answers gave on the hidden cases. The kernel is the only process that runs student
+code; this module runs in the grader and only talks to it.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
+import nbformat
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
 
-def _limit_memory(mb: int):
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return
-    limit = mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from .harness import extract_source, setup_source
 
 
-def _read_notebook(path: Path):
-    import nbformat
+class LimitedKernelManager(AsyncKernelManager):
+    """Launches the kernel through limited_kernel.py, which sets RLIMIT_AS before exec-ing ipykernel. Async, as
+    nbclient needs: with a blocking manager its cell timeouts never fire."""
 
+    memory_mb = 4096
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)  # [python, -m, ipykernel_launcher, -f, file]
+        return [sys.executable, "-m", "mqa_edu.grading.limited_kernel", str(self.memory_mb), *cmd[1:]]
+
+
+class CappedClient(NotebookClient):
+    """Drops outputs past a byte budget, so a print loop cannot exhaust the grader's memory."""
+
+    def __init__(self, *args, output_limit=2**21, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output_limit, self.emitted, self.truncated = output_limit, 0, False
+
+    def output(self, outs, msg, display_id, cell_index):
+        self.emitted += len(json.dumps(msg.get("content", {}), default=str))
+        if self.emitted > self.output_limit:
+            self.truncated = True
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def read_notebook(path: Path):
     raw = path.read_bytes()
     if not raw.strip():
         raise ValueError("the file is empty")
@@ -32,22 +56,15 @@ def _read_notebook(path: Path):
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a notebook: the file is not valid notebook JSON ({type(exc).__name__}: "
                          f"{str(exc)[:120]})")
-    if not isinstance(data, dict) or "cells" not in data:
-        raise ValueError("not a notebook: the JSON has no 'cells'")
-    nb = nbformat.reads(json.dumps(data), as_version=4)
-    return nb
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ValueError("not a notebook: the JSON has no list of 'cells'")
+    return nbformat.reads(json.dumps(data), as_version=4)
 
 
 def run(spec: dict) -> dict:
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
-
-    from .harness import extract_source, setup_source
-
     report = {"status": "ok", "messages": [], "answers": {}, "cell_errors": []}
     try:
-        nb = _read_notebook(Path(spec["notebook"]))
+        nb = read_notebook(Path(spec["notebook"]))
     except Exception as exc:  # malformed, truncated, not a notebook
         report.update(status="invalid_notebook", messages=[str(exc)])
         return report
@@ -57,57 +74,61 @@ def run(spec: dict) -> dict:
                       messages=[f"this notebook is exercise {found!r}, not {spec['exercise']!r}"])
         return report
     if not found:
-        report["messages"].append("the notebook has no exercise metadata (was it created from scratch?); graded "
-                                  "as " + spec["exercise"])
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+        report["messages"].append("the notebook has no exercise metadata (was it created from scratch?); graded as "
+                                  + spec["exercise"])
+    code = [c for c in nb.cells if c.cell_type == "code" and str(c.source).strip()]
     if not code:
         report.update(status="empty", messages=report["messages"] + ["the notebook has no code"])
         return report
 
-    limit = int(spec["output_limit_bytes"])
+    entry = "_mqa_extract_" + secrets.token_hex(8)  # drawn now: student code cannot know it before it runs
+    cells = [nbformat.v4.new_code_cell(setup_source(spec["forbidden_modules"], spec["forbidden_paths"], entry))]
+    cells += [nbformat.v4.new_code_cell(c.source) for c in code]
+    extract = nbformat.v4.new_code_cell(extract_source(entry, spec["cases_path"], spec["result_path"],
+                                                       spec["call_timeout"]))
+    cells.append(extract)
+    run_nb = nbformat.v4.new_notebook(cells=cells)
+    extract_timeout = int(spec["call_timeout"] * spec["n_calls"] + 30)
+    manager = type("LimitedKernelManager", (LimitedKernelManager,), {"memory_mb": spec["memory_mb"]})
+    client = CappedClient(run_nb, kernel_manager_class=manager, kernel_name="python3", timeout=spec["cell_timeout"],
+                          allow_errors=True, interrupt_on_timeout=True, shutdown_kernel="immediate",
+                          resources={"metadata": {"path": spec["workdir"]}}, record_timing=False,
+                          timeout_func=lambda cell: extract_timeout if cell is extract else spec["cell_timeout"],
+                          output_limit=spec["output_limit_bytes"])
+    fired = threading.Event()
 
-    class CappedClient(NotebookClient):
-        """Drops outputs past a byte budget, so a print loop cannot exhaust the worker's memory."""
+    def kill_kernel():  # the whole-submission deadline: kill the kernel; nbclient then sees it dead
+        fired.set()
+        proc = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+        if proc is not None and proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
 
-        emitted = 0
-        truncated = False
-
-        def output(self, outs, msg, display_id, cell_index):
-            size = len(json.dumps(msg.get("content", {}), default=str))
-            CappedClient.emitted += size
-            if CappedClient.emitted > limit:
-                CappedClient.truncated = True
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    for c in code:
-        c.outputs, c.execution_count = [], None
-    cells = [nbformat.v4.new_code_cell(setup_source(spec["forbidden_modules"], spec["forbidden_paths"]))]
-    cells += code
-    cells.append(nbformat.v4.new_code_cell(extract_source(spec["cases_path"], spec["result_path"],
-                                                         spec["call_timeout"])))
-    run_nb = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3",
-                                                                            "display_name": "Python 3"}})
-    client = CappedClient(run_nb, timeout=spec["cell_timeout"], allow_errors=True, interrupt_on_timeout=True,
-                          kernel_name="python3", resources={"metadata": {"path": spec["workdir"]}},
-                          record_timing=False)
+    watchdog = threading.Timer(spec["timeout"], kill_kernel)
     start = time.perf_counter()
+    watchdog.start()
     try:
         client.execute(env={**os.environ, "MQA_EDU_GRADING": "1", "MPLBACKEND": "Agg"})
     except DeadKernelError:
-        report.update(status="kernel_died")
-        report["messages"].append("the kernel died (most often: the memory limit of "
-                                  f"{spec['memory_mb']} MB was exceeded)")
+        if fired.is_set():
+            report["status"] = "timeout"
+            report["messages"].append(f"the submission ran past the {spec['timeout']} s limit")
+        else:
+            report["status"] = "kernel_died"
+            report["messages"].append(f"the kernel died (most often: the memory limit of {spec['memory_mb']} MB "
+                                      "was exceeded)")
     except Exception as exc:  # nbclient's own failure: still a row with a message
-        report.update(status="error")
+        report["status"] = "timeout" if fired.is_set() else "error"
         report["messages"].append(f"running the notebook failed: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        watchdog.cancel()  # nbclient owns the kernel manager and shuts the kernel down itself
     report["seconds"] = round(time.perf_counter() - start, 2)
     for i, c in enumerate(run_nb.cells[1:-1]):
         for o in c.get("outputs", []):
             if o.get("output_type") == "error":
-                report["cell_errors"].append({"cell": i + 1, "error": f"{o.get('ename')}: {str(o.get('evalue'))[:200]}"})
-    if CappedClient.truncated:
-        report["messages"].append(f"output past {limit} bytes was discarded")
+                report["cell_errors"].append({"cell": i + 1,
+                                              "error": f"{o.get('ename')}: {str(o.get('evalue'))[:200]}"})
+    if client.truncated:
+        report["messages"].append(f"output past {spec['output_limit_bytes']} bytes was discarded")
     result = Path(spec["result_path"])
     if result.exists():
         try:
@@ -118,14 +139,3 @@ def run(spec: dict) -> dict:
         report["status"] = "error"
         report["messages"].append("the answers could not be collected (the last cell did not finish)")
     return report
-
-
-def main():
-    spec = json.loads(Path(sys.argv[1]).read_text())
-    _limit_memory(int(spec["memory_mb"]))
-    report = run(spec)
-    Path(spec["report_path"]).write_text(json.dumps(report))
-
-
-if __name__ == "__main__":
-    main()

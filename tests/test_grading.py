@@ -1,0 +1,315 @@
+"""The autograder end to end: a folder of crafted submissions graded with --jobs 2 in one run."""
+import copy
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mqa_edu.checks import core
+from mqa_edu.checks.ex01_cache_sizing import EXERCISE
+from mqa_edu.grading.cli import main as grade_main
+from mqa_edu.grading.make_exercise import render, strip_solutions
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
+EXERCISE_NB = ROOT / "exercises" / "ex01_cache_sizing.ipynb"
+
+
+def solution_nb():
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def with_cell(nb, defines: str, new_source: str):
+    """Replace the code cell that defines ``defines`` (e.g. 'def max_batch(') by new_source."""
+    nb = copy.deepcopy(nb)
+    for c in nb.cells:
+        if c.cell_type == "code" and defines in c.source:
+            c.source = new_source
+            return nb
+    raise AssertionError(f"no cell defines {defines}")
+
+
+def add_cell(nb, source, at=1):
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def build_submissions(folder: Path):
+    sol = solution_nb()
+    subs = {
+        "solution": sol,
+        "renamed_solution": sol,
+        "planted": with_cell(with_cell(with_cell(
+            sol, "def max_batch(", "def max_batch(n_layers, n_kv_heads, head_dim, seq_len, bpe, budget, weights):\n"
+            "    return int(budget // (2 * n_layers * n_kv_heads * head_dim * seq_len * bpe))"),
+            "def gemma_7b_cache_gib(", "gemma_7b_config = {}\ndef gemma_7b_cache_gib():\n"
+            "    return 2 * 28 * 16 * 256 * 8192 * 2 / 1e9"),
+            "def extra_sequences_gqa(", "def extra_sequences_gqa():\n    free = 80e9 - 16_060_000_000\n"
+            "    return (free // (2 * 32 * 8 * 128 * 8192 * 2)) / (free // (2 * 32 * 32 * 128 * 8192 * 2))"),
+        "n_heads_mistake": with_cell(sol, "def kv_bytes_per_token(",
+                                     "def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, bpe):\n"
+                                     "    return 2 * n_layers * n_heads * head_dim * bpe"),
+        "syntax_error": with_cell(sol, "def concept_choice(", "def concept_choice(:\n    return 'b'"),
+        "exception": with_cell(sol, "def concept_choice(", "def concept_choice():\n    return 1 / 0"),
+        "loop_in_cell": add_cell(sol, "while True:\n    pass", at=3),
+        "loop_in_function": with_cell(sol, "def concept_choice(", "def concept_choice():\n    while True:\n"
+                                                                 "        pass"),
+        "stubborn_loop": add_cell(sol, "while True:\n    try:\n        while True:\n            pass\n"
+                                       "    except BaseException:\n        pass", at=3),
+        "memory_hog": add_cell(sol, "hog = bytearray(64 * 2**30)", at=3),
+        "giant_output": add_cell(sol, "print('x' * 20_000_000)", at=3),
+        "misnamed": with_cell(sol, "def max_batch(", "def max_batches(n_layers, n_kv_heads, head_dim, seq_len, bpe, "
+                                                    "budget, weights):\n    return 0"),
+        "wrong_type": with_cell(sol, "def falcon_7b_bytes_per_token(",
+                                "def falcon_7b_bytes_per_token():\n    return '8192 bytes'"),
+        "nan": with_cell(sol, "def gemma_7b_cache_gib(", "def gemma_7b_cache_gib():\n    return float('nan')"),
+        # tampering: a blank exercise that tries to raise its own score
+        "tamper_patch": add_cell(nbformat.read(EXERCISE_NB, as_version=4),
+                                 "import numpy, math\nimport mqa_edu.checks.core as c\n"
+                                 "numpy.isclose = lambda *a, **k: True\nmath.isclose = lambda *a, **k: True\n"
+                                 "c.judge = lambda *a, **k: (True, 'ok')\nc.matches = lambda *a, **k: True\n"
+                                 "c.call_answer = lambda q, a, case, seconds=10: (8192, None, set())"),
+        "tamper_reference": with_cell(sol, "def kv_bytes_per_token(",
+                                      "def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, b):\n"
+                                      "    from mqa_edu.sizing import ModelSpec, bytes_per_token\n"
+                                      "    return bytes_per_token(ModelSpec('m', n_layers, d_model, n_heads, "
+                                      "n_kv_heads, head_dim), b)"),
+        "tamper_solution_file": with_cell(sol, "def concept_choice(",
+                                          "def concept_choice():\n    import json\n"
+                                          f"    json.load(open({str(SOLUTION)!r}))\n    return 'b'"),
+        "tamper_profiler": with_cell(sol, "def concept_choice(",
+                                     "def concept_choice():\n    import sys\n    sys.setprofile(None)\n"
+                                     "    return 'b'"),
+    }
+    other = copy.deepcopy(sol)
+    other.metadata["mqa_edu"] = {"exercise": "ex02_head_redundancy"}
+    subs["other_exercise"] = other
+    for name, nb in subs.items():
+        path = folder / ("my_homework.ipynb" if name == "renamed_solution" else f"{name}.ipynb")
+        if name == "renamed_solution":
+            path = folder / "renamed_solution" / "my_homework.ipynb"
+            path.parent.mkdir()
+        nbformat.write(nb, path)
+    text = SOLUTION.read_text()
+    (folder / "truncated.ipynb").write_text(text[: len(text) // 2])
+    (folder / "not_a_notebook.ipynb").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    nbformat.write(nbformat.v4.new_notebook(), folder / "empty.ipynb")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    subs = tmp_path_factory.mktemp("submissions")
+    out = tmp_path_factory.mktemp("grades")
+    build_submissions(subs)
+    argv = [str(subs), "--out", str(out), "--jobs", "2", "--cell-timeout", "5", "--call-timeout", "2",
+            "--timeout", "40", "--memory-mb", "3072", "--output-limit-kb", "512", "--no-progress"]
+    assert grade_main(argv) == 0
+    results = {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+    return subs, out, argv, results
+
+
+def messages(r):
+    return " ".join(r["messages"] + [m for q in r["questions"].values() for m in q["messages"]])
+
+
+def test_every_submission_has_a_row(graded):
+    subs, out, _, results = graded
+    n_files = len(list(subs.rglob("*.ipynb")))
+    assert n_files >= 20 and len(results) == n_files
+    rows = (out / "grades.csv").read_text().strip().splitlines()
+    assert len(rows) == n_files + 1
+    for r in results.values():
+        assert isinstance(r["total"], int) and 0 <= r["total"] <= 100
+
+
+def test_solution_full_marks_renamed_too(graded):
+    _, out, _, results = graded
+    assert results["solution"]["total"] == 100
+    assert results["renamed_solution__my_homework"]["total"] == 100
+    assert results["solution"]["free_text"]["ex01.q7c"].startswith("At 32k tokens")
+    gs = json.loads((out / "gradescope" / "solution" / "results.json").read_text())
+    assert gs["score"] == 100 and sum(t["max_score"] for t in gs["tests"]) == 100
+
+
+def test_planted_mistakes_score_partially_with_hints(graded):
+    r = graded[3]["planted"]
+    assert r["total"] == 100 - 15 - 10 - 10
+    q = r["questions"]
+    assert "weights take their share" in " ".join(q["ex01.q5"]["messages"])
+    assert "GB (1e9 bytes)" in " ".join(q["ex01.q4"]["messages"])
+    assert "ratio" in " ".join(q["ex01.q6"]["messages"])
+    r = graded[3]["n_heads_mistake"]
+    assert r["questions"]["ex01.q1"]["points"] == 0
+    assert "only the n_kv_heads KV heads are cached" in " ".join(r["questions"]["ex01.q1"]["messages"])
+
+
+@pytest.mark.parametrize("name, lost, words", [
+    ("syntax_error", 10, "SyntaxError"),
+    ("exception", 10, "ZeroDivisionError"),
+    ("loop_in_cell", 0, ""),
+    ("loop_in_function", 10, "TimeoutError"),
+    ("memory_hog", 0, "MemoryError"),
+    ("giant_output", 0, "output past"),
+    ("misnamed", 25, "rename it to 'max_batch'"),  # Q6 calls max_batch, so it fails too
+    ("wrong_type", 10, "returned str"),
+    ("nan", 10, "returned NaN"),
+])
+def test_bad_code_costs_only_its_question(graded, name, lost, words):
+    r = graded[3][name]
+    assert r["total"] == 100 - lost, messages(r)
+    assert words in messages(r)
+
+
+@pytest.mark.parametrize("name, status, words", [
+    ("truncated", "invalid_notebook", "not valid notebook JSON"),
+    ("not_a_notebook", "invalid_notebook", "not a notebook"),
+    ("empty", "empty", "no code"),
+    ("other_exercise", "wrong_exercise", "ex02_head_redundancy"),
+    ("stubborn_loop", "timeout", "40 s limit"),
+])
+def test_unusable_files_get_a_clear_status(graded, name, status, words):
+    r = graded[3][name]
+    assert r["status"] == status and r["total"] == 0
+    assert words in messages(r)
+
+
+def test_unsolved_exercise_scores_zero(graded, tmp_path):
+    out = tmp_path / "g"
+    assert grade_main([str(EXERCISE_NB), "--out", str(out), "--no-progress"]) == 0
+    r = json.loads(next((out / "students").glob("*.json")).read_text())
+    assert r["status"] == "ok" and r["total"] == 0
+    assert "not answered" in messages(r)
+
+
+def test_tampering_scores_no_more_than_honest_work(graded):
+    res = graded[3]
+    assert res["tamper_patch"]["total"] == 0  # a blank exercise: honest work is 0
+    r = res["tamper_reference"]
+    assert r["questions"]["ex01.q1"]["points"] == 0 and "not available while grading" in messages(r)
+    assert res["tamper_solution_file"]["questions"]["ex01.q8"]["points"] == 0
+    assert res["tamper_profiler"]["questions"]["ex01.q8"]["points"] == 0
+    assert "tracer was removed" in messages(res["tamper_profiler"])
+
+
+def test_rerun_skips_and_force_is_deterministic(graded, capsys):
+    subs, out, argv, results = graded
+    assert grade_main(argv) == 0
+    assert "0 to grade" in capsys.readouterr().out
+    one = subs / "planted.ipynb"
+    assert grade_main([str(one), "--out", str(out / "again"), "--force", "--no-progress"]) == 0
+    again = json.loads((out / "again" / "students" / "planted.json").read_text())
+    assert again["total"] == results["planted"]["total"]
+    assert again["seed"] != results["planted"]["seed"]  # fresh hidden inputs, same score
+
+
+def test_interrupted_grader_keeps_what_it_graded(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for i in range(4):
+        nbformat.write(solution_nb(), subs / f"s{i}.ipynb")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "mqa_edu.grading.cli", str(subs), "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "students").glob("*.json")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    kept = list((out / "students").glob("*.json"))
+    assert kept, "nothing was kept"
+    assert len((out / "grades.csv").read_text().strip().splitlines()) == len(kept) + 1
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert f"{len(kept)} already graded" in done.stdout
+    assert len((out / "grades.csv").read_text().strip().splitlines()) == 5
+
+
+def test_exercise_is_generated_from_the_solution():
+    assert EXERCISE_NB.read_text() == render(SOLUTION), "run: mqa-make-exercise solutions/ exercises/"
+    ex = nbformat.read(EXERCISE_NB, as_version=4)
+    assert ex.metadata["mqa_edu"]["exercise"] == "ex01_cache_sizing"
+    assert "BEGIN SOLUTION" not in EXERCISE_NB.read_text()
+    with pytest.raises(ValueError, match="never closed"):
+        strip_solutions("x = 1\n# BEGIN SOLUTION: hint\ny = 2")
+    assert strip_solutions("def f():\n    # BEGIN SOLUTION: think\n    return 1\n    # END SOLUTION") == \
+        "def f():\n    raise NotImplementedError('think')"
+
+
+def test_references_agree_with_the_package():
+    from mqa_edu.sizing import REAL_MODELS, bytes_per_token
+    q1 = EXERCISE.question("q1")
+    for name in ("Llama-3-8B", "Gemma-7B", "Falcon-7B"):
+        s = REAL_MODELS[name]
+        assert q1.reference(s.n_layers, s.d_model, s.n_heads, s.n_kv_heads, s.head_dim, 2) == bytes_per_token(s)
+    assert EXERCISE.question("q3").reference() == 8192
+    assert math.isclose(EXERCISE.question("q4").reference(), 3.5)
+    assert EXERCISE.question("q6").reference() == 45
+    assert (EXERCISE.question("q7a").reference(), EXERCISE.question("q7b").reference()) == (4, "fp8")
+    assert EXERCISE.total == 100
+
+
+def test_hidden_cases_are_fresh_and_distinguish_mistakes():
+    import random
+    for q in EXERCISE.questions:
+        if q.kind != "function":
+            continue
+        a, b = q.cases(random.Random(1), True), q.cases(random.Random(2), True)
+        assert a != b
+        for m in q.mistakes:  # every known mistake is caught by the hidden cases
+            assert any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), m.name
+
+
+def test_checks_import_without_torch():
+    code = "import sys, mqa_edu.checks as c; c.check('nb03.flops', 'c'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_check_feedback_in_the_notebook(capsys):
+    assert core.check("nb03.mapping", 3) is False
+    assert "tile (Tensor.repeat) order" in capsys.readouterr().out
+    assert core.check("nb03.mapping", None) is None
+    assert "not answered" in capsys.readouterr().out
+
+    def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, b):
+        return 2 * n_layers * n_kv_heads * head_dim * b
+
+    assert core.check("ex01.q1", kv_bytes_per_token) is True
+    out = capsys.readouterr().out
+    assert "public checks passed" in out and "Hidden tests" in out and "all tests passed" not in out.lower()
+
+
+def test_check_cells_do_nothing_while_grading(monkeypatch, capsys):
+    monkeypatch.setenv(core.GRADING_ENV, "1")
+    assert core.check("nb03.mapping", 3) is None
+    assert capsys.readouterr().out == ""
+
+
+def test_concept_checks_accept_their_answers_and_hint_the_traps(capsys):
+    from mqa_edu.checks.concepts import EXERCISES
+    for ex in EXERCISES.values():
+        for q in ex.questions:
+            assert core.check(q.qid, q.reference()) is True, q.qid
+            for m in q.mistakes:
+                assert core.check(q.qid, m.fn()) is False
+                assert m.hint in capsys.readouterr().out
+
+
+def test_every_check_cell_in_the_notebooks_names_a_real_question():
+    import re
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        ids = [m for c in nb.cells if c.cell_type == "code" for m in re.findall(r'check[(]"(nb[0-9]+[.][a-z_0-9]+)"',
+                                                                                c.source)]
+        if path.stem.startswith("00"):
+            continue
+        assert len(ids) >= 2, path.name
+        for qid in ids:
+            core.find_question(qid)
