@@ -29,7 +29,7 @@ def check_attention_mask(attention_mask, batch: int, kv_len: int, device) -> tor
     if tuple(attention_mask.shape) != (batch, kv_len):
         raise ValueError(f"attention_mask must have shape (batch, seq) = {(batch, kv_len)}, "
                          f"got {tuple(attention_mask.shape)}")
-    if attention_mask.device != torch.device(device) and attention_mask.device.type != torch.device(device).type:
+    if attention_mask.device.type != torch.device(device).type:
         raise ValueError(f"attention_mask is on {attention_mask.device} but the inputs are on {device}")
     if attention_mask.dtype != torch.bool:
         if attention_mask.is_floating_point() or attention_mask.is_complex():

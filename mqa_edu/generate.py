@@ -84,14 +84,13 @@ def generate(model, prompts, max_new_tokens: int, *, temperature: float = 0.0, t
     else:
         logits = model(tokens, mask, last_only=True)
 
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         nxt = sample_next(logits[:, -1], temperature, top_k, generator)
         for i, tok in enumerate(nxt.tolist()):
             if not done[i]:
                 out[i].append(tok)
                 done[i] = tok in stop
-        if bool(done.all()) or len(out[0]) >= max_new_tokens and all(len(o) >= max_new_tokens or d
-                                                                     for o, d in zip(out, done.tolist())):
+        if bool(done.all()) or step == max_new_tokens - 1:  # no forward pass for a token nobody will use
             break
         step_mask = torch.ones(b, 1, dtype=torch.bool, device=model.device)
         if use_cache:
