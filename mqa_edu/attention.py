@@ -101,9 +101,10 @@ def _zero_empty_rows(out, mask):
 def grouped_attention(q, k, v, mask=None):
     """Attention for any head ratio that reads each KV head once.
 
-    group_size == 1 (MHA) goes straight to ``F.scaled_dot_product_attention``. Otherwise the query heads of one
-    group are folded into the rows: q (b, n_kv_heads*g, tq, d) -> (b, n_kv_heads, g*tq, d), so one fused attention
-    call per KV head covers its whole group and K/V are never repeated.
+    The query heads of one group are folded into the rows: q (b, n_kv_heads*g, tq, d) -> (b, n_kv_heads, g*tq, d),
+    so one fused attention call per KV head covers its whole group and K/V are never repeated. Two shapes take a
+    shortcut: group_size == 1 (MHA) needs no folding, and a single row per KV head on a CPU (an MHA decode step) is
+    a matrix-vector product done faster by :func:`_single_row_attention`.
     """
     b, h, hkv, tq, tk, d = _check_qkv(q, k, v, mask)
     g = h // hkv
@@ -126,11 +127,15 @@ def _single_row_attention(q, k, v, mask):
     (benchmarks/attention_bench.py)."""
     d = q.shape[-1]
     scores = (k @ (q * d ** -0.5).transpose(-1, -2)).transpose(-1, -2)  # (b, h, 1, tk)
+    return _zero_empty_rows(_masked_softmax(scores, mask) @ v, mask)
+
+
+def _masked_softmax(scores, mask):
+    """softmax over keys with masked scores at -inf, in at least fp32; fully masked rows give 0, not NaN."""
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     upcast = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores
-    weights = torch.softmax(upcast, dim=-1).to(q.dtype)
-    return _zero_empty_rows(weights @ v, mask)
+    return torch.softmax(upcast, dim=-1).nan_to_num(0.0).to(scores.dtype)
 
 
 def grouped_attention_math(q, k, v, mask=None):
@@ -139,10 +144,7 @@ def grouped_attention_math(q, k, v, mask=None):
     g = h // hkv
     qg = q.reshape(b, hkv, g, tq, d) * d ** -0.5  # (b, n_kv_heads, group_size, tq, d)
     scores = qg @ k.unsqueeze(2).transpose(-1, -2)  # (b, n_kv_heads, group_size, tq, tk); k broadcast, not copied
-    if mask is not None:
-        scores = scores.masked_fill(~mask.unsqueeze(2), float("-inf"))
-    upcast = scores.float() if scores.dtype in (torch.float16, torch.bfloat16) else scores  # softmax in >= fp32
-    weights = torch.softmax(upcast, dim=-1).nan_to_num(0.0).to(q.dtype)
+    weights = _masked_softmax(scores, None if mask is None else mask.unsqueeze(2))
     out = weights @ v.unsqueeze(2)  # (b, n_kv_heads, group_size, tq, d)
     return out.reshape(b, h, tq, d)
 

@@ -88,13 +88,21 @@ class KVCache(nn.Module):
 
     def reset(self):
         """Forget every token (buffers are kept; they will be overwritten)."""
-        self.length = 0
-        self.has_padding = False
-        self.key_mask.zero_()
-        self.next_pos.zero_()
+        self.truncate(0)
+
+    def truncate(self, length: int):
+        """Keep only the first ``length`` slots, as if nothing after them had been written (e.g. to time the same
+        decode step again, or to drop rejected draft tokens). Per-row positions follow from the kept key_mask."""
+        length = check_int("length", length, minimum=0)
+        if length > self.length:
+            raise ValueError(f"length must be <= the {self.length} filled slots, got {length}")
+        self.key_mask[:, length:] = False
+        self.next_pos.copy_(self.key_mask.long().sum(1))
+        self.has_padding = not bool(self.key_mask[:, :length].all())
+        self.length = length
         for lc in self.layers:
-            if isinstance(lc, ConcatLayerKVCache):
-                lc.k = lc.v = None
+            if isinstance(lc, ConcatLayerKVCache) and lc.k is not None:
+                lc.k, lc.v = (None, None) if length == 0 else (lc.k[:, :, :length], lc.v[:, :, :length])
 
     def reserve(self, attention_mask):
         """Claim the next slots for t new tokens of each row; return (start, positions (b, t), key_mask (b, end)).

@@ -144,3 +144,21 @@ def test_generate_bad_input(prompts, kwargs, exc, words):
         generate(model, prompts, **kwargs)
     for w in words:
         assert w in str(err.value)
+
+
+@pytest.mark.parametrize("growing", [False, True], ids=["static", "concat"])
+def test_truncate_rolls_back_exactly(growing):
+    model = make_model(8, 2)
+    tokens, am = left_pad(PROMPTS)
+    nxt = torch.randint(0, 53, (4, 3))
+    with torch.no_grad():
+        cache = KVCache.for_model(model.cfg, 4, max_len=16, dtype=torch.float64, growing=growing)
+        model(tokens, am, cache=cache)
+        first = model(nxt[:, :1], cache=cache)
+        model(nxt[:, 1:], cache=cache)  # two more tokens, then roll them back
+        cache.truncate(tokens.shape[1])
+        again = model(nxt[:, :1], cache=cache)
+    torch.testing.assert_close(again, first, atol=1e-12, rtol=0)
+    assert cache.next_pos.tolist() == [len(p) + 1 for p in PROMPTS]
+    with pytest.raises(ValueError, match="length must be <="):
+        cache.truncate(99)

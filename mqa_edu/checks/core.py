@@ -200,14 +200,18 @@ _PUBLIC_RESULTS: dict = {}  # qid -> (points earned on public checks, points pos
 _REGISTRY = {"ex01": "mqa_edu.checks.ex01_cache_sizing", "nb": "mqa_edu.checks.concepts"}
 
 
-def find_question(qid: str):
-    """'ex01.q1' or 'nb03.flops' -> (Exercise, Question)."""
-    prefix = qid.split(".")[0]
+def find_exercise(prefix: str) -> Exercise:
+    """'ex01' or 'nb03' (or a question id such as 'nb03.flops') -> its Exercise, loading its module on first use."""
+    prefix = prefix.split(".")[0]
     key = "nb" if prefix.startswith("nb") else prefix
     if key not in _REGISTRY:
-        raise KeyError(f"unknown question {qid!r}")
-    module = importlib.import_module(_REGISTRY[key])
-    ex = module.exercise_for(qid) if hasattr(module, "exercise_for") else module.EXERCISE
+        raise KeyError(f"unknown exercise or question prefix {prefix!r}; known: {sorted(_REGISTRY)}")
+    return importlib.import_module(_REGISTRY[key]).exercise_for(prefix)
+
+
+def find_question(qid: str):
+    """'ex01.q1' or 'nb03.flops' -> (Exercise, Question)."""
+    ex = find_exercise(qid)
     return ex, ex.question(qid)
 
 
@@ -261,8 +265,7 @@ def summary(prefix: str = "ex01") -> None:
     """Points earned on the public checks run so far in this kernel (not a grade: hidden tests run at grading)."""
     if os.environ.get(GRADING_ENV):
         return
-    module = importlib.import_module(_REGISTRY["nb" if prefix.startswith("nb") else prefix])
-    ex = module.exercise_for(prefix)
+    ex = find_exercise(prefix)
     earned = 0
     print(f"{ex.title}: public checks so far")
     for q in ex.questions:
