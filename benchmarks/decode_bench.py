@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mqa_edu.attention import grouped_attention  # noqa: E402
-from mqa_edu.bench import kv_bytes, measure_bandwidth_gbs, measure_matmul_gflops, time_ms  # noqa: E402
-from mqa_edu.convert import to_hf_llama  # noqa: E402
-from mqa_edu.device import pick_device, synchronize  # noqa: E402
-from mqa_edu.generate import generate  # noqa: E402
-from mqa_edu.model import ModelConfig, Transformer  # noqa: E402
+from mqa_edu.attention import grouped_attention
+from mqa_edu.bench import kv_bytes, measure_bandwidth_gbs, measure_matmul_gflops, time_ms
+from mqa_edu.convert import to_hf_llama
+from mqa_edu.device import pick_device, synchronize
+from mqa_edu.generate import generate
+from mqa_edu.model import ModelConfig, Transformer
 
 
 def timed(fn, device):

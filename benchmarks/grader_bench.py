@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +19,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from mqa_edu.grading.cli import main as grade  # noqa: E402
+from mqa_edu.grading.cli import main as grade
 
 SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
 EXERCISE = ROOT / "exercises" / "ex01_cache_sizing.ipynb"

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .heads import HeadConfig
+from .rotary import apply_rotary
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -41,13 +42,20 @@ def check_attention_mask(attention_mask, batch: int, kv_len: int, device) -> tor
 
 
 def make_mask(q_len: int, kv_len: int, *, causal: bool = True, attention_mask=None, q_start=None,
-              device="cpu"):
+              device=None):
     """Boolean mask (batch or 1, 1, q_len, kv_len), or None when nothing is masked.
 
     The queries sit at slots ``q_start .. q_start+q_len-1`` of the key sequence; by default they are its last
     ``q_len`` slots (``q_start = kv_len - q_len``), which is what decoding after a cache needs. Causal means key slot
     j is visible to the query at slot i when j <= i. ``attention_mask`` (batch, kv_len) hides padded keys.
+    The mask is built where ``attention_mask`` lives (a CUDA key mask gives a CUDA mask); ``device`` defaults to
+    that, else the CPU.
     """
+    if attention_mask is not None:
+        if device is not None and torch.device(device).type != attention_mask.device.type:
+            raise ValueError(f"make_mask: attention_mask is on {attention_mask.device} but device={device}")
+        device = attention_mask.device
+    device = "cpu" if device is None else device
     if q_start is None:
         q_start = kv_len - q_len
     mask = None
@@ -76,14 +84,20 @@ def _check_qkv(q, k, v, mask):
     if b != bk or d != dk:
         raise ValueError(f"q (batch={b}, head_dim={d}) and k (batch={bk}, head_dim={dk}) disagree")
     if h % hkv:
-        raise ValueError(f"n_kv_heads={hkv} (k.shape[1]) must divide n_heads={h} (q.shape[1])")
+        allowed = [n for n in range(1, h + 1) if h % n == 0]
+        raise ValueError(f"n_kv_heads={hkv} (k.shape[1]) must divide n_heads={h} (q.shape[1]); allowed n_kv_heads: "
+                         f"{allowed}")
     if q.dtype != k.dtype or q.dtype != v.dtype:
         raise TypeError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.device != k.device or q.device != v.device:
         raise ValueError(f"q, k, v must be on one device, got {q.device}, {k.device}, {v.device}")
     if mask is not None:
         if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            raise TypeError("mask must be a bool torch.Tensor (True = may attend)")
+            raise TypeError("mask must be a bool torch.Tensor (True = may attend), got "
+                            f"{getattr(mask, 'dtype', type(mask).__name__)}; a float 0/1 mask would be ADDED to the "
+                            "scores, so convert it with mask.bool()")
+        if mask.device != q.device:
+            raise ValueError(f"mask is on {mask.device} but q, k, v are on {q.device}")
         if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, b) or mask.shape[2] not in (1, tq) \
                 or mask.shape[3] != tk:
             raise ValueError(f"mask must have shape (batch or 1, 1, q_len, kv_len) = ({b}, 1, {tq}, {tk}), "
@@ -118,7 +132,9 @@ def grouped_attention(q, k, v, mask=None):
         mask = mask.expand(mask.shape[0], 1, tq, tk)
         mask_folded = mask.unsqueeze(2).expand(mask.shape[0], 1, g, tq, tk).reshape(mask.shape[0], 1, g * tq, tk)
     out = F.scaled_dot_product_attention(q_folded, k, v, attn_mask=mask_folded)
-    return _zero_empty_rows(out.view(b, h, tq, d), mask)
+    # reshape, not view: CUDA's flash and memory-efficient kernels return (b, rows, n_kv_heads, d) memory seen as
+    # (b, n_kv_heads, rows, d), which cannot be viewed as (b, n_heads, tq, d) once there are several KV heads.
+    return _zero_empty_rows(out.reshape(b, h, tq, d), mask)
 
 
 def _single_row_attention(q, k, v, mask):
@@ -167,21 +183,34 @@ def repeat_kv_expand(x, group_size: int):
 def attention_repeat_interleave(q, k, v, mask=None):
     """The common approach: materialise K/V for every query head, then run ordinary attention. Correct, but it
     copies ``group_size`` times the cache and throws away the bandwidth MQA/GQA saved."""
-    g = q.shape[1] // k.shape[1]
+    _, h, hkv, *_ = _check_qkv(q, k, v, mask)
+    g = h // hkv
     out = F.scaled_dot_product_attention(q, repeat_kv_interleave(k, g), repeat_kv_interleave(v, g), attn_mask=mask)
     return _zero_empty_rows(out, mask)
 
 
 def attention_expand(q, k, v, mask=None):
     """Expand + reshape (Hugging Face's ``repeat_kv``), then ordinary attention."""
-    g = q.shape[1] // k.shape[1]
+    _, h, hkv, *_ = _check_qkv(q, k, v, mask)
+    g = h // hkv
     out = F.scaled_dot_product_attention(q, repeat_kv_expand(k, g), repeat_kv_expand(v, g), attn_mask=mask)
     return _zero_empty_rows(out, mask)
 
 
 def attention_sdpa_gqa(q, k, v, mask=None):
     """PyTorch's built-in GQA support (``enable_gqa=True``, PyTorch >= 2.5)."""
+    _check_qkv(q, k, v, mask)
     return _zero_empty_rows(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True), mask)
+
+
+# The implementations notebooks 04 and 07, the tests and benchmarks/attention_bench.py compare, by display name.
+# All take (q, k, v, mask=None) with the shapes at the top of this file and give the same answer.
+DECODE_KERNELS = {
+    "repeat_interleave": attention_repeat_interleave,
+    "expand+reshape": attention_expand,
+    "sdpa enable_gqa": attention_sdpa_gqa,
+    "grouped view (course)": grouped_attention,
+}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -226,14 +255,36 @@ class GroupedQueryAttention(nn.Module):
         b, _, t, _ = out.shape
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.cfg.q_width))
 
-    def forward(self, x, attention_mask=None, causal: bool = True):
-        """x: (batch, seq, d_model); attention_mask: optional (batch, seq), 1 = real token, 0 = padding."""
+    def forward(self, x, attention_mask=None, causal: bool = True, *, rope=None, cache=None, start: int = 0,
+                mask=None):
+        """x: (batch, seq, d_model) -> (batch, seq, d_model).
+
+        On its own (notebook 04): ``attention_mask`` (batch, seq), 1 = real token, 0 = padding, and ``causal``.
+        Inside the model (notebook 05), as gpt-fast's ``Attention.forward``: ``rope`` = (cos, sin) rotates q and k
+        before caching, so cached keys keep their positions; ``cache`` is a layer cache whose slots ``start ..
+        start+seq-1`` receive the new K/V (only the n_kv_heads heads, never repeated); ``mask`` is the model's
+        prebuilt (batch or 1, 1, seq, start+seq) bool mask, shared by all layers, or None for "see everything".
+        """
         self.check_input(x)
         b, t, _ = x.shape
-        if attention_mask is not None:
-            attention_mask = check_attention_mask(attention_mask, b, t, x.device)
+        if mask is not None and attention_mask is not None:
+            raise ValueError("pass either attention_mask (a (batch, seq) padding mask) or mask (a prebuilt 4-d "
+                             "attention mask), not both")
+        if cache is None:
+            if start:
+                raise ValueError(f"start={start} needs a cache: without one the keys are just these {t} tokens")
+            if mask is None:
+                if attention_mask is not None:
+                    attention_mask = check_attention_mask(attention_mask, b, t, x.device)
+                mask = make_mask(t, t, causal=causal, attention_mask=attention_mask, device=x.device)
+        elif attention_mask is not None:
+            raise ValueError("with a cache, pass mask= covering the cached slots too (Transformer.forward builds it), "
+                             "not attention_mask")
         q, k, v = self.project(x)
-        mask = make_mask(t, t, causal=causal, attention_mask=attention_mask, device=x.device)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # never v: values carry content, not position
+        if cache is not None:
+            k, v = cache.update(start, k, v)  # (b, n_kv_heads, start + t, hd) in q's dtype, never repeated
         return self.merge(grouped_attention(q, k, v, mask))
 
     # -- moving weights to and from the NumPy reference (x @ W layout) --

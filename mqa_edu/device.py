@@ -11,6 +11,7 @@ import random
 import numpy as np
 
 _ALLOWED = ("auto", "cuda", "mps", "cpu")
+SIMULATE_ENV = "MQA_EDU_SIMULATE_GPU"  # "1": notebooks take their GPU branch on any device, at small sizes
 
 
 def pick_device(prefer: str = "auto"):
@@ -75,3 +76,63 @@ def describe_environment() -> dict:
     except ImportError:
         info.update(torch=None, device="cpu (torch not installed)")
     return info
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Running a notebook's GPU branch without a GPU. CI has no GPU, yet the code under `if on_gpu:` must run there: with
+# MQA_EDU_SIMULATE_GPU=1 the notebooks take that branch on the CPU, at sizes small enough for CI, with what differs on
+# a GPU reproduced here (the fused SDPA kernels' output layout, CUDA-event timers, fp16).
+# ---------------------------------------------------------------------------------------------------------------
+
+def simulating_gpu() -> bool:
+    """True when MQA_EDU_SIMULATE_GPU=1 asks for the GPU branch on a machine that may have no GPU."""
+    value = os.environ.get(SIMULATE_ENV, "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{SIMULATE_ENV} must be '0' or '1' (or unset), got {value!r}")
+    return value == "1"
+
+
+def gpu_branch(device) -> bool:
+    """Whether a notebook should take its GPU branch (larger sizes, fp16, CUDA timers): on CUDA, or when simulating.
+
+    When simulating on a CPU it also makes SDPA return its output in the fused CUDA kernels' layout, so that code
+    which only works on contiguous outputs fails here as it would on a GPU.
+    """
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return True
+    if simulating_gpu():
+        _install_fused_sdpa_layout()
+        return True
+    return False
+
+
+def by_device(device, *, cpu, gpu, simulated):
+    """Pick sizes: ``gpu`` on CUDA, ``simulated`` (small) when the GPU branch is simulated, ``cpu`` otherwise."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return gpu
+    return simulated if gpu_branch(device) else cpu
+
+
+def fused_sdpa_layout(out):
+    """The same values laid out as CUDA's flash / memory-efficient SDPA kernels return them: memory ordered
+    (batch, seq, heads, head_dim), seen as (batch, heads, seq, head_dim). Not contiguous: ``.view`` across the head
+    and sequence axes fails on it, as it does on a GPU."""
+    return out.transpose(1, 2).contiguous().transpose(1, 2) if out.dim() == 4 else out
+
+
+def _install_fused_sdpa_layout():
+    import torch.nn.functional as F
+
+    sdpa = F.scaled_dot_product_attention
+    if getattr(sdpa, "_mqa_edu_fused_layout", False):
+        return
+
+    def sdpa_with_fused_layout(*args, **kwargs):
+        return fused_sdpa_layout(sdpa(*args, **kwargs))
+
+    sdpa_with_fused_layout._mqa_edu_fused_layout = True
+    F.scaled_dot_product_attention = sdpa_with_fused_layout

@@ -134,6 +134,17 @@ def forward_flops(cfg: HeadConfig, seq_len: int, kv_len: int | None = None, batc
     return flops
 
 
+def kv_cache_elements(n_kv_heads: int, head_dim: int, tokens: int = 1, batch: int = 1, n_layers: int = 1) -> int:
+    """Numbers a KV cache holds: K and V (the 2), for each layer, KV head, head dimension, token and sequence.
+
+    THE formula of the course: sizing (bytes = this x bytes per element), the benchmarks' bytes read per step and
+    the cache's measured ``nbytes`` all come back to it. Query heads do not appear: only the n_kv_heads are cached.
+    """
+    n_kv_heads, head_dim = check_int("n_kv_heads", n_kv_heads), check_int("head_dim", head_dim)
+    tokens, batch = check_int("tokens", tokens, minimum=0), check_int("batch", batch, minimum=0)
+    return 2 * check_int("n_layers", n_layers) * n_kv_heads * head_dim * tokens * batch
+
+
 def kv_elements_per_token(cfg: HeadConfig, n_layers: int = 1) -> int:
-    """Numbers stored in the KV cache for one token: K and V (the 2), for each KV head, in each layer."""
-    return 2 * check_int("n_layers", n_layers) * cfg.n_kv_heads * cfg.head_dim
+    """Numbers stored in the KV cache for one token: K and V, for each KV head, in each layer."""
+    return kv_cache_elements(cfg.n_kv_heads, cfg.head_dim, n_layers=n_layers)

@@ -1,7 +1,13 @@
 """The KV cache (notebook 05): keys and values of past tokens, kept so each new token is projected once.
 
 Per layer, two preallocated buffers of shape (batch, n_kv_heads, max_len, head_dim): only the KV heads are stored,
-never K/V repeated to the query heads, so an MQA cache is n_heads times smaller than an MHA one.
+never K/V repeated to the query heads, so an MQA cache is n_heads times smaller than an MHA one. How many bytes that
+is for any model is :func:`mqa_edu.heads.kv_cache_elements` times the element size; ``nbytes`` here measures the
+buffers actually allocated, and the tests check that the two agree.
+
+The cache may be stored in a lower precision than the model computes in (fp16, bf16, fp8): K/V are cast on write
+and read back in the compute dtype. That halves (fp16/bf16) or quarters (fp8) the bytes; notebook 05 measures what it
+costs in logit error.
 
 Slots vs positions. All rows of a batch write to the same *slots* (0 .. length-1); with left padding, a row's first
 slots hold padding. The rotary *position* of a row's token counts only its real tokens (cumsum(attention_mask) - 1),
@@ -15,6 +21,29 @@ from torch import nn
 
 from .heads import check_int
 
+# Storage dtypes a cache accepts. fp8 is stored without a scale (values are saturated to its finite range, +-448 for
+# e4m3), which is fine for activations of the size K and V have; production fp8 caches add a per-tensor scale.
+CACHE_DTYPES = tuple(d for d in (torch.float64, torch.float32, torch.bfloat16, torch.float16,
+                                 getattr(torch, "float8_e4m3fn", None), getattr(torch, "float8_e5m2", None))
+                     if d is not None)
+
+
+def check_cache_dtype(dtype) -> torch.dtype:
+    if dtype not in CACHE_DTYPES:
+        raise ValueError(f"dtype must be one of {[str(d) for d in CACHE_DTYPES]} (the cache's storage dtype), "
+                         f"got {dtype!r}")
+    return dtype
+
+
+def _store(x, dtype):
+    """x cast to the storage dtype; fp8 saturates instead of turning large values into NaN."""
+    if x.dtype == dtype:
+        return x
+    if dtype.itemsize == 1:
+        limit = torch.finfo(dtype).max
+        x = x.clamp(-limit, limit)
+    return x.to(dtype)
+
 
 class LayerKVCache(nn.Module):
     """One layer's static cache. ``update(start, k, v)`` writes slots [start, start+t) and returns K, V up to there."""
@@ -26,14 +55,22 @@ class LayerKVCache(nn.Module):
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
     def update(self, start: int, k, v):
-        """k, v: (batch, n_kv_heads, t, head_dim) for slots start..start+t-1. Returns views (b, n_kv, start+t, hd)."""
+        """k, v: (batch, n_kv_heads, t, head_dim) for slots start..start+t-1. Returns K, V (b, n_kv, start+t, hd)
+        in k's dtype: views of the buffers when the dtypes agree, a cast copy when the cache is stored narrower."""
         end = start + k.shape[2]
         if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
             raise ValueError(f"k has shape {tuple(k.shape)}; this cache holds (batch, n_kv_heads, *, head_dim) = "
                              f"{tuple(self.k.shape[:2])} + (*, {self.k.shape[3]})")
-        self.k[:, :, start:end] = k
-        self.v[:, :, start:end] = v
-        return self.k[:, :, :end], self.v[:, :, :end]
+        self.k[:, :, start:end] = _store(k, self.k.dtype)
+        self.v[:, :, start:end] = _store(v, self.v.dtype)
+        return self.k[:, :, :end].to(k.dtype), self.v[:, :, :end].to(v.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return self.k.nbytes + self.v.nbytes
+
+    def truncate(self, length: int):
+        """Slots from ``length`` on are simply overwritten by the next update: nothing to do."""
 
 
 class ConcatLayerKVCache(nn.Module):
@@ -42,12 +79,22 @@ class ConcatLayerKVCache(nn.Module):
 
     def __init__(self, batch, n_kv_heads, max_len, head_dim, dtype=torch.float32, device=None):
         super().__init__()
+        self.dtype = dtype
         self.k = self.v = None
 
     def update(self, start: int, k, v):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
+        k_new, v_new = _store(k, self.dtype), _store(v, self.dtype)
+        self.k = k_new if self.k is None else torch.cat([self.k, k_new], dim=2)
+        self.v = v_new if self.v is None else torch.cat([self.v, v_new], dim=2)
+        return self.k.to(k.dtype), self.v.to(v.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.k is None else self.k.nbytes + self.v.nbytes
+
+    def truncate(self, length: int):
+        if self.k is not None:
+            self.k, self.v = (None, None) if length == 0 else (self.k[:, :, :length], self.v[:, :, :length])
 
 
 class KVCache(nn.Module):
@@ -59,11 +106,11 @@ class KVCache(nn.Module):
         for name, val in (("n_layers", n_layers), ("batch", batch), ("n_kv_heads", n_kv_heads),
                           ("max_len", max_len), ("head_dim", head_dim)):
             check_int(name, val)
+        self.dtype = check_cache_dtype(dtype)
         layer_cls = ConcatLayerKVCache if growing else LayerKVCache
         self.layers = nn.ModuleList(layer_cls(batch, n_kv_heads, max_len, head_dim, dtype, device)
                                     for _ in range(n_layers))
         self.batch, self.n_kv_heads, self.max_len, self.head_dim = batch, n_kv_heads, max_len, head_dim
-        self.dtype = dtype
         self.register_buffer("key_mask", torch.zeros(batch, max_len, dtype=torch.bool, device=device),
                              persistent=False)
         self.register_buffer("next_pos", torch.zeros(batch, dtype=torch.long, device=device), persistent=False)
@@ -80,11 +127,13 @@ class KVCache(nn.Module):
                    growing)
 
     @property
+    def device(self):
+        return self.key_mask.device
+
+    @property
     def nbytes(self) -> int:
-        """Bytes held by the K and V buffers: 2 x n_layers x batch x n_kv_heads x max_len x head_dim x element size."""
-        if isinstance(self.layers[0], ConcatLayerKVCache):
-            return sum(t.numel() * t.element_size() for lc in self.layers for t in (lc.k, lc.v) if t is not None)
-        return sum(lc.k.numel() * lc.k.element_size() + lc.v.numel() * lc.v.element_size() for lc in self.layers)
+        """Bytes held by the K and V buffers of every layer (measured from the tensors)."""
+        return sum(lc.nbytes for lc in self.layers)
 
     def reset(self):
         """Forget every token (buffers are kept; they will be overwritten)."""
@@ -101,18 +150,27 @@ class KVCache(nn.Module):
         self.has_padding = not bool(self.key_mask[:, :length].all())
         self.length = length
         for lc in self.layers:
-            if isinstance(lc, ConcatLayerKVCache) and lc.k is not None:
-                lc.k, lc.v = (None, None) if length == 0 else (lc.k[:, :, :length], lc.v[:, :, :length])
+            lc.truncate(length)
+
+    def check_fits(self, cfg):
+        """Raise unless this cache was built for a model of configuration ``cfg``."""
+        if self.n_kv_heads != cfg.n_kv_heads or self.head_dim != cfg.head_dim or len(self.layers) != cfg.n_layers:
+            raise ValueError(f"this cache was built for another model configuration: it holds n_layers="
+                             f"{len(self.layers)}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}; the model "
+                             f"has n_layers={cfg.n_layers}, n_kv_heads={cfg.n_kv_heads}, head_dim={cfg.head_dim}")
 
     def reserve(self, attention_mask):
         """Claim the next slots for t new tokens of each row; return (start, positions (b, t), key_mask (b, end)).
 
-        attention_mask: (batch, t) bool, True for real tokens. Raises before anything is written if the cache would
-        overflow.
+        attention_mask: (batch, t) bool, True for real tokens. Every check runs before anything is written, so a
+        rejected call leaves the cache as it was.
         """
         b, t = attention_mask.shape
         if b != self.batch:
             raise ValueError(f"this cache was built for batch={self.batch}, got a batch of {b}")
+        if attention_mask.device != self.device:
+            raise ValueError(f"the cache is on {self.device} but the tokens are on {attention_mask.device}: build "
+                             f"the cache with device= the model's device")
         start, end = self.length, self.length + t
         if end > self.max_len:
             raise ValueError(f"KV cache overflow: {self.length} cached + {t} new tokens > max_len={self.max_len}; "

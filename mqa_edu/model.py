@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import GroupedQueryAttention, check_attention_mask, grouped_attention, make_mask
+from .attention import GroupedQueryAttention, check_attention_mask, make_mask
 from .heads import HeadConfig, check_int
 from .kv_cache import KVCache
+from .rotary import Rotary
 
 
 @dataclass
@@ -39,10 +40,6 @@ class ModelConfig:
             self.d_ff = -(-8 * self.d_model // 3 // 32) * 32
         check_int("d_ff", self.d_ff)
 
-    @property
-    def heads(self) -> HeadConfig:
-        return HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)
-
 
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, computed in float32 whatever the input dtype (as Llama does)."""
@@ -56,29 +53,6 @@ class RMSNorm(nn.Module):
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(x.dtype)
-
-
-class Rotary(nn.Module):
-    """Rotary position embedding, "rotate half" layout: dims i and i + head_dim/2 form one rotating pair."""
-
-    def __init__(self, head_dim, max_seq_len, theta=10000.0, device=None):
-        super().__init__()
-        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim)
-        freqs = torch.outer(torch.arange(max_seq_len, device=device).float(), inv_freq)  # (max_seq_len, hd/2)
-        emb = torch.cat([freqs, freqs], dim=-1)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
-
-    def forward(self, positions, dtype):
-        """positions (batch, t) -> cos, sin of shape (batch, 1, t, head_dim), broadcast over heads."""
-        return self.cos[positions].to(dtype)[:, None], self.sin[positions].to(dtype)[:, None]
-
-
-def apply_rotary(x, cos, sin):
-    """x (batch, heads, t, head_dim) rotated pairwise by the angles of its positions."""
-    half = x.shape[-1] // 2
-    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos + rotated * sin
 
 
 class SwiGLU(nn.Module):
@@ -101,13 +75,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
         self.mlp = SwiGLU(cfg.d_model, cfg.d_ff, device, dtype)
 
-    def forward(self, x, cos, sin, mask, layer_cache=None, start=0):
-        attn = self.self_attn
-        q, k, v = attn.project(self.input_layernorm(x))  # q (b, n_heads, t, hd); k, v (b, n_kv_heads, t, hd)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)  # rotate BEFORE caching: keys keep their position
-        if layer_cache is not None:
-            k, v = layer_cache.update(start, k, v)  # (b, n_kv_heads, start + t, hd), never repeated
-        x = x + attn.merge(grouped_attention(q, k, v, mask))
+    def forward(self, x, rope, mask, layer_cache=None, start=0):
+        x = x + self.self_attn(self.input_layernorm(x), rope=rope, cache=layer_cache, start=start, mask=mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -158,23 +127,25 @@ class Transformer(nn.Module):
         if cache is None:
             if t > self.cfg.max_seq_len:
                 raise ValueError(f"sequence length {t} exceeds max_seq_len={self.cfg.max_seq_len}")
-            start, positions, key_mask = 0, (am.long().cumsum(1) - 1).clamp(min=0), am
-            has_padding = not bool(am.all())
-        else:
-            if cache.n_kv_heads != self.cfg.n_kv_heads or cache.head_dim != self.cfg.head_dim or \
-                    len(cache.layers) != self.cfg.n_layers:
-                raise ValueError("this cache was built for another model configuration (n_layers, n_kv_heads or "
-                                 "head_dim differ)")
-            start, positions, key_mask = cache.reserve(am)
-            has_padding = cache.has_padding
-        end = start + t
+            return self._run(tokens, 0, (am.long().cumsum(1) - 1).clamp(min=0), am, not bool(am.all()), None,
+                             last_only)
+        cache.check_fits(self.cfg)
+        start, positions, key_mask = cache.reserve(am)  # checks everything first; from here the cache has moved
+        try:
+            return self._run(tokens, start, positions, key_mask, cache.has_padding, cache, last_only)
+        except BaseException:  # whatever stopped this call (even Ctrl-C), leave the cache as it was before it
+            cache.truncate(start)
+            raise
+
+    def _run(self, tokens, start, positions, key_mask, has_padding, cache, last_only):
+        t = tokens.shape[1]
         # A single new token after an unpadded prefix sees every cached slot: no mask needed at all.
         mask = None if (t == 1 and not has_padding) else make_mask(
-            t, end, q_start=start, attention_mask=key_mask if has_padding else None, device=tokens.device)
+            t, start + t, q_start=start, attention_mask=key_mask if has_padding else None, device=tokens.device)
         x = self.embed_tokens(tokens)
-        cos, sin = self.rotary(positions, x.dtype)
+        rope = self.rotary(positions, x.dtype)
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, mask, cache.layers[i] if cache is not None else None, start)
+            x = layer(x, rope, mask, cache.layers[i] if cache is not None else None, start)
         if last_only:
             x = x[:, -1:]
         return self.logits(self.norm(x))

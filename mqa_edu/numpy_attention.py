@@ -92,6 +92,28 @@ def repeat_kv(x: np.ndarray, group_size: int) -> np.ndarray:
     return np.repeat(x, group_size, axis=1)
 
 
+def check_params(params: dict, cfg: HeadConfig) -> None:
+    """Raise a ValueError naming the weight whose shape does not fit ``cfg`` (x @ W layout)."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of weight arrays (see init_attention_params), got "
+                        f"{type(params).__name__}")
+    d = cfg.d_model
+    expected = {"w_q": (d, cfg.q_width), "w_k": (d, cfg.kv_width), "w_v": (d, cfg.kv_width),
+                "w_o": (cfg.q_width, d), "b_q": (cfg.q_width,), "b_k": (cfg.kv_width,), "b_v": (cfg.kv_width,),
+                "b_o": (d,)}
+    for name, shape in expected.items():
+        if name not in params:
+            if name.startswith("w_"):
+                raise ValueError(f"params has no {name!r}; expected shape {shape}")
+            continue
+        got = np.shape(params[name])
+        if got != shape:
+            raise ValueError(
+                f"params[{name!r}] has shape {got}, expected {shape} for d_model={d}, n_heads={cfg.n_heads}, "
+                f"n_kv_heads={cfg.n_kv_heads}, head_dim={cfg.head_dim}: were the weights built for another "
+                f"configuration?")
+
+
 def grouped_query_attention(x, params: dict, cfg: HeadConfig, causal: bool = True, attention_mask=None,
                             return_weights: bool = False):
     """Multi-head attention with ``cfg.n_kv_heads`` shared K/V heads (MHA, GQA and MQA in one function).
@@ -106,6 +128,7 @@ def grouped_query_attention(x, params: dict, cfg: HeadConfig, causal: bool = Tru
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != cfg.d_model:
         raise ValueError(f"x must have shape (batch, seq, d_model={cfg.d_model}) or (seq, d_model); got {x.shape}")
+    check_params(params, cfg)
     b, t, _ = x.shape
 
     def proj(name):

@@ -1,20 +1,26 @@
 """How big is the KV cache? (notebook 06). Pure Python: no torch needed.
 
-    bytes = 2 (K and V) x n_layers x n_kv_heads x head_dim x tokens x batch x bytes_per_element
+    bytes = 2 (K and V) x n_kv_heads x head_dim x bytes_per_element x  sum over layers of (tokens that layer keeps)
+            x batch
 
-where tokens is the context length, capped by the sliding window if the model has one. MHA has n_kv_heads = n_heads,
-MQA n_kv_heads = 1; the saving of GQA/MQA over MHA is exactly n_heads / n_kv_heads.
+A layer with global attention keeps every token of the context; a sliding-window layer keeps at most its window.
+Many models mix the two (Gemma-2 alternates them, Gemma-3 has five local layers per global one), so windows are per
+layer (``ModelSpec.layer_types``, the names Hugging Face configs use). The element count itself is
+:func:`mqa_edu.heads.kv_cache_elements`, the course's one definition. MHA has n_kv_heads = n_heads, MQA n_kv_heads = 1;
+the saving of GQA/MQA over MHA is exactly n_heads / n_kv_heads.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from numbers import Integral, Real
+from numbers import Real
 
-from .heads import HeadConfig, check_int
+from .heads import HeadConfig, check_int, kv_cache_elements
 
 BYTES_PER_ELEMENT = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2,
                      "fp8": 1, "int8": 1, "int4": 0.5}
 GB, GiB = 10**9, 2**30
+FULL, SLIDING = "full_attention", "sliding_attention"  # Hugging Face's names in config.json "layer_types"
 
 
 def element_bytes(dtype) -> float:
@@ -31,7 +37,11 @@ def element_bytes(dtype) -> float:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What cache sizing needs to know about a model, with where the numbers come from."""
+    """What cache sizing needs to know about a model, with where the numbers come from.
+
+    ``sliding_window``: the window of the sliding-window layers (None: no layer has one). ``layer_types``: one entry
+    per layer, "full_attention" or "sliding_attention"; None means every layer uses the window when there is one.
+    """
 
     name: str
     n_layers: int
@@ -43,14 +53,33 @@ class ModelSpec:
     n_params: float | None = None
     source: str = ""
     note: str = ""
+    layer_types: tuple | None = None
 
     def __post_init__(self):
         HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)  # validates
         check_int("n_layers", self.n_layers)
+        if self.sliding_window is not None:
+            check_int("sliding_window", self.sliding_window)
+        if self.layer_types is not None:
+            types = tuple(self.layer_types)
+            object.__setattr__(self, "layer_types", types)
+            if len(types) != self.n_layers or any(t not in (FULL, SLIDING) for t in types):
+                raise ValueError(f"layer_types must list n_layers={self.n_layers} entries, each {FULL!r} or "
+                                 f"{SLIDING!r}; got {len(types)} entries: {sorted(set(map(str, types)))}")
+            if SLIDING in types and self.sliding_window is None:
+                raise ValueError("layer_types has sliding_attention layers but sliding_window is None")
 
     @property
     def kind(self) -> str:
         return HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim).kind
+
+    @property
+    def layer_windows(self) -> tuple:
+        """Per layer, the most tokens it keeps: its window, or None for global attention."""
+        if self.sliding_window is None:
+            return (None,) * self.n_layers
+        types = self.layer_types or (SLIDING,) * self.n_layers
+        return tuple(self.sliding_window if t == SLIDING else None for t in types)
 
     def with_kv_heads(self, n_kv_heads: int) -> "ModelSpec":
         """The same model with another number of KV heads (e.g. its MHA or MQA variant)."""
@@ -58,19 +87,19 @@ class ModelSpec:
 
 
 def kv_cache_bytes(spec: ModelSpec, seq_len: int, batch: int = 1, dtype="fp16") -> int:
-    """Bytes of the whole KV cache for ``batch`` sequences of ``seq_len`` tokens."""
+    """Bytes of the whole KV cache for ``batch`` sequences of ``seq_len`` tokens, each layer keeping at most its
+    window."""
     if not isinstance(spec, ModelSpec):
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     seq_len = check_int("seq_len", seq_len, minimum=0)
     batch = check_int("batch", batch, minimum=0)
-    tokens = min(seq_len, spec.sliding_window) if spec.sliding_window else seq_len
-    per_token = 2 * spec.n_layers * spec.n_kv_heads * spec.head_dim * element_bytes(dtype)
-    return int(per_token * tokens * batch)
+    tokens = sum(seq_len if w is None else min(seq_len, w) for w in spec.layer_windows)  # summed over layers
+    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, tokens, batch) * element_bytes(dtype))
 
 
 def bytes_per_token(spec: ModelSpec, dtype="fp16") -> int:
-    """KV-cache bytes one token adds (before any sliding window)."""
-    return int(2 * spec.n_layers * spec.n_kv_heads * spec.head_dim * element_bytes(dtype))
+    """KV-cache bytes one token adds while no window is full (all layers)."""
+    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, n_layers=spec.n_layers) * element_bytes(dtype))
 
 
 def format_bytes(n: float) -> str:
@@ -93,16 +122,30 @@ def max_batch(spec: ModelSpec, seq_len: int, budget_bytes: float, dtype="fp16", 
     return int(free // per_seq)
 
 
-def max_context(spec: ModelSpec, batch: int, budget_bytes: float, dtype="fp16", weights: float = 0) -> int:
-    """Longest context for ``batch`` sequences within the budget (unbounded windows only grow to the window)."""
+def max_context(spec: ModelSpec, batch: int, budget_bytes: float, dtype="fp16", weights: float = 0):
+    """Longest context (tokens) for ``batch`` sequences whose cache fits in ``budget_bytes`` after ``weights``.
+
+    Returns an int, or ``math.inf`` when the cache stops growing before the budget runs out (every layer has a
+    sliding window and even full windows fit): then any context fits. 0 when nothing fits.
+    """
     batch = check_int("batch", batch)
     free = budget_bytes - weights
-    if free <= 0:
+
+    def fits(tokens):
+        return kv_cache_bytes(spec, tokens, batch, dtype) <= free
+
+    if not fits(1):
         return 0
-    tokens = int(free // (bytes_per_token(spec, dtype) * batch))
-    if spec.sliding_window and tokens >= spec.sliding_window:
-        return -1  # any context fits: the window caps the cache (-1 = unbounded)
-    return tokens
+    windows = spec.layer_windows
+    if all(w is not None for w in windows) and fits(max(windows)):
+        return math.inf
+    lo, hi = 1, 2
+    while fits(hi):  # the cache grows at least one layer's bytes per token, so this ends
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # invariant: fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def concurrency_gain(spec: ModelSpec, seq_len: int, budget_bytes: float, dtype="fp16", weights: float = 0) -> dict:
@@ -114,27 +157,61 @@ def concurrency_gain(spec: ModelSpec, seq_len: int, budget_bytes: float, dtype="
             "ratio": ours / theirs if theirs else float("inf"), "cache_ratio": spec.n_heads / spec.n_kv_heads}
 
 
-def from_hf_config(config: dict, name: str = "model") -> ModelSpec:
-    """A ModelSpec from a Hugging Face config.json dict, handling the traps real tools fell into:
+# model_type values whose configs mean multi-query when "multi_query" is absent (the default of Hugging Face's
+# FalconConfig and GPTBigCodeConfig is multi_query=True).
+_MULTI_QUERY_BY_DEFAULT = ("falcon", "RefinedWebModel", "gpt_bigcode")
 
-    - ``num_key_value_heads`` missing means MHA (n_kv_heads = n_heads);
-    - Falcon: ``multi_query: true`` means ONE KV head, whatever ``num_kv_heads`` defaults to;
+
+def from_hf_config(config: dict, name: str = "model") -> ModelSpec:
+    """A ModelSpec from a Hugging Face config.json dict, in the dialects real models use to say MQA, GQA and windows:
+
+    KV heads
+    - ``num_key_value_heads`` (Llama, Mistral, Qwen, Gemma); missing means MHA (n_kv_heads = n_heads);
+    - Falcon-7B: ``multi_query: true`` means ONE KV head, whatever ``num_kv_heads`` defaults to, and Falcon's and
+      GPTBigCode's configs default to multi_query=True when the key is absent;
+    - Falcon-40B/180B: ``new_decoder_architecture: true`` (or the original ``model_type: "RefinedWeb"``) ignores
+      multi_query and reads ``num_kv_heads`` / ``n_head_kv``;
+    - SantaCoder (GPT-2 with custom code): ``attention_head_type: "multiquery"``;
     - ``head_dim`` given explicitly (Gemma, Qwen3) wins over hidden_size / num_attention_heads.
+    Windows
+    - ``use_sliding_window: false`` (Qwen2) switches the window off whatever ``sliding_window`` says;
+    - ``layer_types`` lists each layer's attention; otherwise ``sliding_window_pattern: N`` (Gemma-3) makes every
+      N-th layer global; ``model_type: "gemma2"`` alternates (sliding first); Qwen2's ``max_window_layers`` keeps
+      the first layers global; otherwise the window applies to every layer (Mistral v0.1).
     """
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict (a parsed config.json), got {type(config).__name__}")
     get = lambda *keys, default=None: next((config[k] for k in keys if config.get(k) is not None), default)  # noqa
+    model_type = config.get("model_type", "")
     n_layers = get("num_hidden_layers", "n_layer", "num_layers")
     d_model = get("hidden_size", "n_embd", "d_model")
     n_heads = get("num_attention_heads", "n_head", "num_heads")
     if None in (n_layers, d_model, n_heads):
-        raise ValueError("config needs num_hidden_layers, hidden_size and num_attention_heads (or their GPT-2 names)")
-    if config.get("multi_query") and not config.get("new_decoder_architecture"):
+        raise ValueError("config needs num_hidden_layers, hidden_size and num_attention_heads (or their GPT-2 names "
+                         "n_layer, n_embd, n_head)")
+    if config.get("new_decoder_architecture", model_type == "RefinedWeb"):
+        n_kv = get("num_kv_heads", "n_head_kv", "num_key_value_heads", default=n_heads)
+    elif config.get("attention_head_type") == "multiquery" or \
+            config.get("multi_query", model_type in _MULTI_QUERY_BY_DEFAULT):
         n_kv = 1
     else:
         n_kv = get("num_key_value_heads", "num_kv_heads", "n_head_kv", default=n_heads)
     head_dim = get("head_dim", default=d_model // n_heads)
+
     window = config.get("sliding_window") if config.get("use_sliding_window", True) else None
+    layer_types = None
+    if window is not None:
+        if config.get("layer_types"):
+            layer_types = tuple(config["layer_types"])
+        elif config.get("sliding_window_pattern"):
+            every = config["sliding_window_pattern"]
+            layer_types = tuple(FULL if (i + 1) % every == 0 else SLIDING for i in range(n_layers))
+        elif model_type == "gemma2":
+            layer_types = tuple(SLIDING if i % 2 == 0 else FULL for i in range(n_layers))
+        elif config.get("max_window_layers") is not None:
+            layer_types = tuple(SLIDING if i >= config["max_window_layers"] else FULL for i in range(n_layers))
     return ModelSpec(name, n_layers, d_model, n_heads, n_kv, head_dim, sliding_window=window,
-                     source="Hugging Face config.json")
+                     layer_types=layer_types, source="Hugging Face config.json")
 
 
 REAL_MODELS = {s.name: s for s in [
@@ -158,6 +235,15 @@ REAL_MODELS = {s.name: s for s in [
               note="16 x 256 = 4096 != d_model 3072: head_dim is explicit"),
     ModelSpec("PaLM-540B", 118, 18432, 48, 1, 256, source="Chowdhery et al. 2022 (PaLM), Table 1"),
     ModelSpec("SmolLM2-135M", 30, 576, 9, 3, 64, n_params=134.5e6, source="HuggingFaceTB/SmolLM2-135M config"),
+    ModelSpec("Gemma-2-9B", 42, 3584, 16, 8, 256, sliding_window=4096,
+              layer_types=tuple(SLIDING if i % 2 == 0 else FULL for i in range(42)),
+              source="Gemma Team 2024 (Gemma 2), Table 1; google/gemma-2-9b config.json",
+              note="local (4096-token window) and global layers alternate: half the layers keep the whole context"),
+    ModelSpec("Gemma-3-4B", 34, 2560, 8, 4, 256, sliding_window=1024,
+              layer_types=tuple(FULL if (i + 1) % 6 == 0 else SLIDING for i in range(34)),
+              source="Gemma Team 2025 (Gemma 3 report: 5 local layers per global one, 1024-token window); "
+                     "google/gemma-3-4b config.json (sliding_window_pattern 6)",
+              note="only every sixth layer (5 of 34) keeps the whole context"),
 ]}
 
 # bytes per token in fp16 as published in ../shared/reference/mqa_facts.md (the tests recompute every one)

@@ -8,6 +8,9 @@ import numpy as np
 from . import plots
 from .heads import divisors
 
+# Room for the whole label: the default description width cuts labels such as "temperature" to "temperat...".
+LABEL = {"style": {"description_width": "initial"}}
+
 
 def query_stepper(weights, tokens):
     """Step through query positions: bar chart of how much each key gets from the chosen query."""
@@ -15,7 +18,11 @@ def query_stepper(weights, tokens):
 
     def show(query):
         fig, ax = plt.subplots(figsize=(6, 2.4))
-        ax.bar(range(len(tokens)), weights[query], color=["C0" if j <= query else "0.8" for j in range(len(tokens))])
+        if query + 1 < len(tokens):  # the future: masked, so its bars have zero height; shade where they would be
+            ax.axvspan(query + 0.5, len(tokens) - 0.5, color="0.85", label="future keys (masked: weight 0)")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.bar(range(len(tokens)), weights[query], color="C0")
+        ax.set_xlim(-0.5, len(tokens) - 0.5)
         ax.set_xticks(range(len(tokens)), tokens)
         ax.set_ylim(0, 1)
         ax.set_ylabel("attention weight")
@@ -23,14 +30,14 @@ def query_stepper(weights, tokens):
         plt.show()
 
     return W.interactive(show, query=W.IntSlider(value=len(tokens) - 1, min=0, max=len(tokens) - 1,
-                                                 description="query"))
+                                                 description="query", **LABEL))
 
 
 def head_grouping_explorer(n_heads: int = 8):
     """Pick n_heads and n_kv_heads (only divisors are offered) and see who shares which KV head."""
-    heads = W.Dropdown(options=[1, 2, 4, 6, 8, 9, 12, 16, 32], value=n_heads, description="n_heads")
-    kv = W.Dropdown(options=divisors(n_heads), value=max(1, n_heads // 4), description="n_kv_heads")
-    wrong = W.Checkbox(value=False, description="use Tensor.repeat order (bug)")
+    heads = W.Dropdown(options=[1, 2, 4, 6, 8, 9, 12, 16, 32], value=n_heads, description="n_heads", **LABEL)
+    kv = W.Dropdown(options=divisors(n_heads), value=max(1, n_heads // 4), description="n_kv_heads", **LABEL)
+    wrong = W.Checkbox(value=False, description="use Tensor.repeat order (bug)", indent=False, **LABEL)
 
     def sync(change):
         kv.options = divisors(change["new"])
@@ -52,11 +59,12 @@ def kv_cache_calculator():
     chosen n_kv_heads and MQA variants of that model."""
     from .sizing import REAL_MODELS, bytes_per_token, format_bytes, kv_cache_bytes
 
-    model = W.Dropdown(options=list(REAL_MODELS), value="Llama-3-8B", description="model")
-    dtype = W.Dropdown(options=["fp32", "bf16", "fp16", "fp8", "int4"], value="fp16", description="dtype")
-    context = W.IntSlider(value=8192, min=512, max=131072, step=512, description="context")
-    batch = W.IntSlider(value=8, min=1, max=128, description="batch")
-    n_kv = W.Dropdown(options=divisors(REAL_MODELS["Llama-3-8B"].n_heads), value=8, description="n_kv_heads")
+    model = W.Dropdown(options=list(REAL_MODELS), value="Llama-3-8B", description="model", **LABEL)
+    dtype = W.Dropdown(options=["fp32", "bf16", "fp16", "fp8", "int4"], value="fp16", description="dtype", **LABEL)
+    context = W.IntSlider(value=8192, min=512, max=131072, step=512, description="context", **LABEL)
+    batch = W.IntSlider(value=8, min=1, max=128, description="batch", **LABEL)
+    n_kv = W.Dropdown(options=divisors(REAL_MODELS["Llama-3-8B"].n_heads), value=8, description="n_kv_heads",
+                      **LABEL)
 
     def sync(change):
         spec = REAL_MODELS[change["new"]]

@@ -273,22 +273,22 @@ def test_checks_import_without_torch():
 
 
 def test_check_feedback_in_the_notebook(capsys):
-    assert core.check("nb03.mapping", 3) is False
+    assert core.check("nb03.mapping", 3).passed is False
     assert "tile (Tensor.repeat) order" in capsys.readouterr().out
-    assert core.check("nb03.mapping", None) is None
+    assert core.check("nb03.mapping", None).passed is None
     assert "not answered" in capsys.readouterr().out
 
     def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, b):
         return 2 * n_layers * n_kv_heads * head_dim * b
 
-    assert core.check("ex01.q1", kv_bytes_per_token) is True
+    assert core.check("ex01.q1", kv_bytes_per_token).passed is True
     out = capsys.readouterr().out
     assert "public checks passed" in out and "Hidden tests" in out and "all tests passed" not in out.lower()
 
 
 def test_check_cells_do_nothing_while_grading(monkeypatch, capsys):
     monkeypatch.setenv(core.GRADING_ENV, "1")
-    assert core.check("nb03.mapping", 3) is None
+    assert core.check("nb03.mapping", 3).passed is None
     assert capsys.readouterr().out == ""
 
 
@@ -296,9 +296,9 @@ def test_concept_checks_accept_their_answers_and_hint_the_traps(capsys):
     from mqa_edu.checks.concepts import EXERCISES
     for ex in EXERCISES.values():
         for q in ex.questions:
-            assert core.check(q.qid, q.reference()) is True, q.qid
+            assert core.check(q.qid, q.reference()).passed is True, q.qid
             for m in q.mistakes:
-                assert core.check(q.qid, m.fn()) is False
+                assert core.check(q.qid, m.fn()).passed is False
                 assert m.hint in capsys.readouterr().out
 
 
@@ -313,3 +313,40 @@ def test_every_check_cell_in_the_notebooks_names_a_real_question():
         assert len(ids) >= 2, path.name
         for qid in ids:
             core.find_question(qid)
+
+
+def test_true_false_questions_accept_python_bools(capsys):
+    assert core.check("nb03.head_dim", False).passed is True
+    assert core.check("nb03.head_dim", True).passed is False
+    assert "Gemma-7B" in capsys.readouterr().out
+
+
+def test_a_rounding_slip_is_not_diagnosed_as_a_missing_max(capsys):
+    assert core.check("nb01.softmax", 0.67).passed is False
+    out = capsys.readouterr().out
+    assert "close" in out and "rounding" in out and "maximum" not in out
+    assert core.check("nb01.softmax", 0.665).passed is True
+
+
+def test_check_cells_echo_nothing_under_their_feedback():
+    """check() returns a Verdict that IPython does not print (it used to echo True / None under the feedback)."""
+    verdict = core.check("nb03.mapping", 2)
+    assert bool(verdict) and verdict.passed is True
+    assert hasattr(verdict, "_ipython_display_") and verdict._ipython_display_() is None
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        'from mqa_edu.checks import check\ncheck("nb03.mapping", 2)')])
+    from nbclient import NotebookClient
+    NotebookClient(nb, kernel_name="python3", timeout=60).execute()
+    kinds = [o["output_type"] for o in nb.cells[0].outputs]
+    assert kinds == ["stream"], kinds
+
+
+def test_model_answer_of_the_design_question_has_the_right_arithmetic():
+    """Q7c's model answer once said 4 GiB per KV head in fp16; with the scenario's numbers it is 8 (fp8: 4)."""
+    import re
+    from mqa_edu.checks.ex01_cache_sizing import DESIGN, GiB
+    d = DESIGN
+    per_head_fp16 = 2 * d["n_layers"] * d["head_dim"] * d["context"] * d["sequences"] * 2
+    text = next(c.source for c in solution_nb().cells if "def design_justification" in c.source)
+    fp16, fp8 = map(int, re.search(r"(\d+) GiB in fp16 \((\d+) GiB in fp8\)", text).groups())
+    assert (fp16, fp8) == (per_head_fp16 // GiB, per_head_fp16 // 2 // GiB) == (8, 4)

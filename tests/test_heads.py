@@ -2,6 +2,7 @@ import pytest
 
 from mqa_edu.heads import HeadConfig, divisors, forward_flops, head_mapping, kv_elements_per_token, kv_head_of, \
     param_count
+from tests.conftest import raises_naming
 
 
 def test_kind_and_group_size():
@@ -31,10 +32,8 @@ def test_mapping_is_repeat_interleave_order():
     (dict(d_model=512, n_heads=8, head_dim=-1), ValueError, ["head_dim"]),
 ])
 def test_bad_config_names_the_parameter(kwargs, exc, words):
-    with pytest.raises(exc) as err:
+    with raises_naming(exc, *words):
         HeadConfig(**kwargs)
-    for w in words:
-        assert w in str(err.value)
 
 
 def test_kv_head_of_range():
@@ -63,3 +62,22 @@ def test_flops_scores_do_not_depend_on_kv_heads():
 def test_kv_elements_per_token():
     assert kv_elements_per_token(HeadConfig(4096, 32, 8), n_layers=32) == 2 * 32 * 8 * 128
     assert kv_elements_per_token(HeadConfig(4544, 71, 1)) == 2 * 64  # Falcon-7B, one layer
+
+
+def test_one_kv_formula_everywhere():
+    """sizing, the benchmarks' bytes per step and a real cache's buffers all agree with kv_cache_elements."""
+    import torch
+
+    from mqa_edu.bench import kv_bytes
+    from mqa_edu.heads import kv_cache_elements
+    from mqa_edu.kv_cache import KVCache
+    from mqa_edu.sizing import ModelSpec, bytes_per_token, kv_cache_bytes
+
+    assert kv_cache_elements(8, 128, tokens=10, batch=3, n_layers=32) == 2 * 32 * 8 * 128 * 10 * 3
+    for n_heads, n_kv in ((9, 3), (71, 1), (8, 8)):
+        spec = ModelSpec("m", 3, n_heads * 8, n_heads, n_kv, 8)
+        cache = KVCache(3, 2, n_kv, 40, 8, dtype=torch.bfloat16)
+        assert cache.nbytes == kv_cache_bytes(spec, 40, 2, "bf16") == 3 * kv_bytes(2, n_kv, 40, 8, torch.bfloat16)
+        assert bytes_per_token(spec, "fp32") == 4 * kv_elements_per_token(HeadConfig(n_heads * 8, n_heads, n_kv), 3)
+    with raises_naming(ValueError, "tokens"):
+        kv_cache_elements(8, 128, tokens=-1)

@@ -1,6 +1,9 @@
-"""Every notebook in notebooks/ runs top to bottom in a fresh kernel, and none is committed with outputs."""
+"""Every notebook in notebooks/ runs top to bottom in a fresh kernel, and none is committed with outputs. Notebooks
+with a GPU branch run a second time with that branch forced on the CPU (MQA_EDU_SIMULATE_GPU=1), so the code written
+for CUDA is executed in CI. Lecture notebooks print no answer to a graded exercise question."""
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -8,25 +11,42 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from mqa_edu.device import SIMULATE_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
+LECTURES = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # the course, every solution, and every exercise in its unsolved state
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb")) + \
-    sorted((ROOT / "exercises").glob("*.ipynb"))
+NOTEBOOKS = LECTURES + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+GPU_BRANCH = [p for p in LECTURES if "gpu_branch(device)" in p.read_text()]
 
 
-def execute(path: Path, timeout: int = 300):
+def execute(path: Path, timeout: int = 300, env: dict | None = None):
     nb = nbformat.read(path, as_version=4)
-    env_backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
+    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", *(env or {}))}
+    os.environ.update({"MPLBACKEND": "Agg", **(env or {})})
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
                        ).execute()
     finally:
-        if env_backend is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_backend
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return nb
+
+
+def text_outputs(nb) -> str:
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            out.append(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", ""))
+    return "\n".join(out)
+
+
+def errors(nb):
+    return [f"{o.ename}: {o.evalue}" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.output_type == "error"]
 
 
 def test_there_are_notebooks():
@@ -35,6 +55,7 @@ def test_there_are_notebooks():
                      "03_multi_query_and_grouped_query", "04_batched_pytorch_attention", "05_kv_cache",
                      "06_cache_sizing", "07_decode_speed"):
         assert expected in names
+    assert {p.stem for p in GPU_BRANCH} == {"04_batched_pytorch_attention", "05_kv_cache", "07_decode_speed"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -45,11 +66,45 @@ def test_committed_without_outputs(path):
             assert not cell.get("outputs") and cell.get("execution_count") is None, f"{path.name} has outputs"
 
 
+def graded_answer_leaks(text: str) -> list:
+    """Lines of notebook output that give away an answer of exercise 1 (value questions about named models)."""
+    from mqa_edu.checks.ex01_cache_sizing import EXERCISE, _llama_batch
+    q3 = EXERCISE.question("q3").reference()
+    leaks = [line for line in text.splitlines() if "Falcon-7B" in line and re.search(rf"\b{q3:,}\b|\b{q3}\b", line)]
+    gqa, mha = _llama_batch(8), _llama_batch(32)  # Q6: GQA-8 vs MHA sequences in the exercise's budget
+    leaks += [line for line in text.splitlines() if "sequences" in line and re.search(rf"\b{gqa}\b", line)
+              and re.search(rf"\b{mha}\b", line)]
+    q4 = EXERCISE.question("q4").reference()
+    leaks += [line for line in text.splitlines() if "Gemma-7B" in line and f"{q4:.2f}" in line]
+    return leaks
+
+
+def test_leak_detector_finds_what_notebook_06_used_to_print():
+    from mqa_edu.checks.ex01_cache_sizing import _llama_batch
+    assert graded_answer_leaks("right: 8,192 B/token   [Falcon-7B]")
+    assert graded_answer_leaks(f"context   8192: GQA-8 {_llama_batch(8):4} sequences, MHA {_llama_batch(32):4}")
+    assert not graded_answer_leaks("Falcon-7B: 71 query heads share 1 KV head (exercise 1)")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_notebook_executes(path):
     start = time.perf_counter()
     nb = execute(path)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert not errors
+    assert not errors(nb), errors(nb)
+    if path in LECTURES:
+        assert not graded_answer_leaks(text_outputs(nb))
+        echoed = [c.source for c in nb.cells if "check(" in c.source
+                  for o in c.get("outputs", []) if o.output_type == "execute_result"]
+        assert not echoed, f"check cells echo a value under their feedback: {echoed}"
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", GPU_BRANCH, ids=lambda p: p.stem)
+def test_notebook_gpu_branch_runs_on_the_cpu(path):
+    """The branch a GPU takes (its sizes, fp16, CUDA-event timers, SDPA's fused output layout), forced on the CPU
+    at small sizes."""
+    nb = execute(path, env={SIMULATE_ENV: "1"})
+    assert not errors(nb), errors(nb)
+    assert "GPU branch: True" in text_outputs(nb)

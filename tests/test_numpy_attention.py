@@ -77,3 +77,14 @@ def test_numpy_bad_input():
         na.grouped_query_attention(np.zeros((2, 3, 16)), p, cfg, attention_mask=np.ones((2, 4)))
     with pytest.raises(ValueError, match="n_kv_heads == n_heads"):
         na.multi_head_attention(np.zeros((2, 3, 16)), p, cfg)
+
+
+@pytest.mark.parametrize("other", [HeadConfig(16, 4, 4), HeadConfig(16, 4, 1), HeadConfig(16, 4, 2, head_dim=3)],
+                         ids=["more kv heads", "fewer kv heads", "other head_dim"])
+def test_weights_for_another_config_are_refused(other):
+    cfg = HeadConfig(16, 4, 2)
+    p = na.init_attention_params(other, bias=True)
+    with pytest.raises(ValueError, match=r"params\['w_.'\] has shape .* expected .* another configuration"):
+        na.grouped_query_attention(np.zeros((2, 3, 16)), p, cfg)
+    with pytest.raises(ValueError, match="no 'w_o'"):
+        na.grouped_query_attention(np.zeros((2, 3, 16)), {k: v for k, v in p.items() if k != "w_o"}, other)

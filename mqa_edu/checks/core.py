@@ -112,6 +112,8 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
     if error is not None:
         return False, f"{call} raised {error}"
     expected = q.reference(*case)
+    if isinstance(expected, str) and isinstance(got, bool) and {"true", "false"} <= set(q.choices):
+        got = "true" if got else "false"  # a Python True/False answers a true-or-false question
     if matches(got, expected, q.rel_tol):
         return True, f"{call} = {_describe(got)}"
     if isinstance(expected, str):
@@ -131,6 +133,10 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
             continue
         if matches(got, wrong, q.rel_tol):
             return False, f"{call} = {_describe(got)}: {m.hint}"
+    num = _as_number(got)
+    if q.rel_tol and num is not None and math.isfinite(num) and abs(num - expected) <= 0.05 * abs(expected):
+        return False, (f"{call} = {_describe(got)} is close, but not within the tolerance ({q.rel_tol:.1g} relative): "
+                       f"check your rounding, or carry more digits.")
     return False, f"{call} = {_describe(got)} is not right. {q.hint}".rstrip()
 
 
@@ -215,8 +221,32 @@ def find_question(qid: str):
     return ex, ex.question(qid)
 
 
-def check(qid: str, answer) -> bool | None:
-    """Run the public checks of one question and print feedback. Returns True/False, or None if not answered."""
+class Verdict:
+    """What :func:`check` returns. ``passed`` is True, False or None (not answered). Truthy only when passed. It shows
+    nothing of its own in a notebook: the feedback is already printed above it."""
+
+    __slots__ = ("qid", "passed")
+
+    def __init__(self, qid: str, passed: bool | None):
+        self.qid, self.passed = qid, passed
+
+    def __bool__(self):
+        return self.passed is True
+
+    def __repr__(self):
+        return f"Verdict({self.qid!r}, passed={self.passed})"
+
+    def _ipython_display_(self):  # IPython calls this instead of echoing the value under the cell
+        pass
+
+
+def check(qid: str, answer) -> Verdict:
+    """Run the public checks of one question and print feedback; returns a :class:`Verdict`."""
+    verdict = _check(qid, answer)
+    return Verdict(qid, verdict)
+
+
+def _check(qid: str, answer) -> bool | None:
     if os.environ.get(GRADING_ENV):
         return None  # the grader runs its own hidden tests in a controlled way
     _, q = find_question(qid)
