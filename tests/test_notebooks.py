@@ -107,4 +107,7 @@ def test_notebook_gpu_branch_runs_on_the_cpu(path):
     at small sizes."""
     nb = execute(path, env={SIMULATE_ENV: "1"})
     assert not errors(nb), errors(nb)
-    assert "GPU branch: True" in text_outputs(nb)
+    out = text_outputs(nb)
+    assert "GPU branch: True" in out
+    if path.stem.startswith("07"):  # the peak is measured in the dtype the steps are timed in (it was fp32 always)
+        assert "matmul throughput (torch.float16)" in out and "fp16)" in out.replace("float16", "fp16")
