@@ -16,6 +16,12 @@ from mqa_edu.checks import core
 from mqa_edu.checks.ex01_cache_sizing import EXERCISE
 from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.make_exercise import render, strip_solutions
+from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
+
+SANDBOX_PROBLEM = sandbox_problem()
+# Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
+NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
+needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"{SANDBOX_PROBLEM}: {INSTALL_HINT}")
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
@@ -110,7 +116,7 @@ def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("grades")
     build_submissions(subs)
     argv = [str(subs), "--out", str(out), "--jobs", "2", "--cell-timeout", "5", "--call-timeout", "2",
-            "--timeout", "40", "--memory-mb", "3072", "--output-limit-kb", "512", "--no-progress"]
+            "--timeout", "40", "--memory-mb", "3072", "--output-limit-kb", "512", "--no-progress", *NO_SANDBOX]
     assert grade_main(argv) == 0
     results = {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
     return subs, out, argv, results
@@ -183,7 +189,7 @@ def test_unusable_files_get_a_clear_status(graded, name, status, words):
 
 def test_unsolved_exercise_scores_zero(graded, tmp_path):
     out = tmp_path / "g"
-    assert grade_main([str(EXERCISE_NB), "--out", str(out), "--no-progress"]) == 0
+    assert grade_main([str(EXERCISE_NB), "--out", str(out), "--no-progress", *NO_SANDBOX]) == 0
     r = json.loads(next((out / "students").glob("*.json")).read_text())
     assert r["status"] == "ok" and r["total"] == 0
     assert "not answered" in messages(r)
@@ -204,7 +210,7 @@ def test_rerun_skips_and_force_is_deterministic(graded, capsys):
     assert grade_main(argv) == 0
     assert "0 to grade" in capsys.readouterr().out
     one = subs / "planted.ipynb"
-    assert grade_main([str(one), "--out", str(out / "again"), "--force", "--no-progress"]) == 0
+    assert grade_main([str(one), "--out", str(out / "again"), "--force", "--no-progress", *NO_SANDBOX]) == 0
     again = json.loads((out / "again" / "students" / "planted.json").read_text())
     assert again["total"] == results["planted"]["total"]
     assert again["seed"] != results["planted"]["seed"]  # fresh hidden inputs, same score
@@ -216,7 +222,7 @@ def test_interrupted_grader_keeps_what_it_graded(tmp_path):
     for i in range(4):
         nbformat.write(solution_nb(), subs / f"s{i}.ipynb")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "mqa_edu.grading.cli", str(subs), "--out", str(out), "--no-progress"]
+    cmd = [sys.executable, "-m", "mqa_edu.grading.cli", str(subs), "--out", str(out), "--no-progress", *NO_SANDBOX]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "students").glob("*.json")):

@@ -149,13 +149,27 @@ def _on_alarm(signum, frame):
     raise _CallTimeout()
 
 
-def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0):
-    """Call (or read) the student's answer for one case. Returns (value, error string or None, mqa_edu files used)."""
+def _message(exc) -> str:
+    """An exception as 'Type: message', even when its __str__ raises; at most 500 characters."""
+    try:
+        text = str(exc)
+    except BaseException:  # an exception whose __str__ raises
+        text = "(its message could not be printed)"
+    return f"{type(exc).__name__}: {text[:500]}"
+
+
+def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0, convert=None):
+    """Call (or read) the student's answer for one case. Returns (value, error string or None, mqa_edu files used).
+
+    ``convert`` (the grader's) turns the value into something safe to send back; it runs inside the same time limit
+    and error handling as the answer itself, so a value whose __repr__ hangs or raises costs this case only."""
     if answer is None:
         raise NotAnswered()
     used: set = set()
     if q.kind != "function" and not callable(answer):
-        return answer, None, used
+        if convert is None:
+            return answer, None, used
+        answer = (lambda value: lambda: value)(answer)
     if not callable(answer):
         return None, f"TypeError: {q.answer_name} must be a function, got {type(answer).__name__}", used
 
@@ -175,13 +189,15 @@ def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0):
     sys.setprofile(tracer)
     try:
         value = answer(*case)
+        if convert is not None:
+            value = convert(value)
         error = None
     except NotImplementedError:
         raise NotAnswered()
     except _CallTimeout:
         value, error = None, f"TimeoutError: took longer than {seconds:g} s"
     except Exception as exc:  # the student's bug, reported as a message
-        value, error = None, f"{type(exc).__name__}: {exc}"
+        value, error = None, _message(exc)
     finally:
         tampered = sys.getprofile() is not tracer
         sys.setprofile(previous_profile)

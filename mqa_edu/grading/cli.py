@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..checks.core import judge
-from . import GRADER_VERSION, worker
+from . import GRADER_VERSION, sandbox, worker
 
 EXERCISES = {"ex01_cache_sizing": "mqa_edu.checks.ex01_cache_sizing"}
 REPO = Path(__file__).resolve().parents[2]
@@ -38,32 +38,85 @@ def load_exercise(name):
     return importlib.import_module(EXERCISES[name]).EXERCISE
 
 
-def discover(paths) -> list[Path]:
+class Submission:
+    """One file found in the submissions: where it is, the id its results are filed under, and, when it cannot be
+    graded at all (a folder or pipe named like a notebook, a link leading outside the folder), why not."""
+
+    def __init__(self, path: Path, label: str, problem: str | None = None):
+        self.path, self.label, self.problem = path, label, problem
+        self.sid = ""
+
+
+def _printable(text: str) -> str:
+    """A file name as text that can be written anywhere (non-UTF-8 bytes and control characters escaped)."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def discover(paths) -> list[Submission]:
+    """Every *.ipynb under the given folders (or the given files), without following links out of them.
+
+    Regular files are graded. A link is followed only when it leads to a regular file inside the same folder; anything
+    else named like a notebook (a folder, a pipe, a device, a dangling link) still gets a row that says why it was
+    not graded. Nothing here reads a file's content."""
     found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts)
-        elif p.exists():
-            found.append(p)
+    for arg in map(Path, paths):
+        if arg.is_dir() and not arg.is_symlink():
+            root = arg.resolve()
+            for dirpath, dirnames, filenames in os.walk(arg, followlinks=False):
+                dirnames[:] = sorted(d for d in dirnames if d != ".ipynb_checkpoints")
+                here = Path(dirpath)
+                for name in sorted(filenames) + [d for d in dirnames if d.endswith(".ipynb")]:
+                    if name.endswith(".ipynb"):
+                        found.append(_classify(here / name, root, arg))
+                dirnames[:] = [d for d in dirnames if not d.endswith(".ipynb")]
+        elif arg.exists() or arg.is_symlink():
+            found.append(_classify(arg, arg.parent.resolve(), arg.parent))
         else:
-            raise SystemExit(f"no such file or folder: {p}")
+            raise SystemExit(f"no such file or folder: {arg}")
     return found
 
 
-def submission_ids(files) -> dict:
-    """A readable, unique id per file: its path relative to the common folder, '/' -> '__'."""
-    files = [f.resolve() for f in files]
-    root = Path(os.path.commonpath([f.parent for f in files])) if files else Path(".")
-    ids = {}
-    for f in files:
-        rel = f.relative_to(root).as_posix()
-        base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rel.replace("/", "__"))
-        base = base[:-6] if base.endswith(".ipynb") else base
+def _classify(path: Path, root: Path, shown_root: Path) -> Submission:
+    import stat
+
+    try:
+        label = path.relative_to(shown_root).as_posix()
+    except ValueError:
+        label = path.name
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return Submission(path, label, f"cannot be read: {type(exc).__name__}")
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return Submission(path, label, "a link that leads nowhere: not graded")
+        if not (target == root or root in target.parents):
+            return Submission(path, label, "a link to a file outside the submissions folder: not graded")
+        st = os.stat(target)
+    if stat.S_ISDIR(st.st_mode):
+        return Submission(path, label, "a folder named like a notebook: not graded")
+    if not stat.S_ISREG(st.st_mode):
+        return Submission(path, label, "not a regular file (a pipe, socket or device): not graded")
+    return Submission(path, label)
+
+
+def submission_ids(subs: list[Submission]) -> list[Submission]:
+    """A readable, unique, safe id per submission from its path inside the submissions folder: '/' -> '__', only
+    letters, digits, '-', '_' and '.', never starting with '.', so it can name a file in any folder."""
+    taken = set()
+    for sub in subs:
+        rel = sub.label[:-6] if sub.label.endswith(".ipynb") else sub.label
+        base = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in rel.replace("/", "__"))
+        base = base.lstrip(".")[:120] or "submission"
         sid, n = base, 2
-        while sid in ids.values():
+        while sid.lower() in taken:
             sid, n = f"{base}-{n}", n + 1
-        ids[f] = sid
-    return ids
+        taken.add(sid.lower())
+        sub.sid = sid
+    return subs
 
 
 class _Opaque:
@@ -80,44 +133,78 @@ def _value(v):
     return _Opaque(v) if isinstance(v, dict) and "__opaque__" in v else v
 
 
+MESSAGE_LIMIT = 500  # characters of one message the grader writes
+TEXT_LIMIT = 20_000  # characters of one free-text answer kept
+
+
+def cap(text, limit: int = MESSAGE_LIMIT) -> str:
+    text = text if isinstance(text, str) else repr(text)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit:,} more characters cut]"
+
+
 def score(exercise, cases: dict, report: dict) -> dict:
-    """Judge the raw values of a worker report; the only place points are computed."""
-    per_q, messages, free_text = {}, list(report.get("messages", [])), {}
+    """Judge the raw values of a worker report; the only place points are computed. Everything in the report came
+    back from a kernel that ran student code, so each question is judged on its own: whatever is wrong with one
+    answer costs that question only."""
+    per_q, messages, free_text = {}, [cap(m) for m in report.get("messages", [])], {}
     answers = report.get("answers", {})
     for q in exercise.questions:
-        got = answers.get(q.qid)
-        lines, pts = [], 0
-        if got is None:
-            lines.append("not collected (the notebook did not run to the end)" if report["status"] not in
-                         ("invalid_notebook", "wrong_exercise", "empty") else "not graded")
-        elif got.get("missing"):
-            close = f" (found {got['close'][0]!r}: rename it to {q.answer_name!r})" if got.get("close") else ""
-            lines.append(f"{q.answer_name} is not defined{close}")
-        elif got.get("not_answered"):
-            lines.append("not answered (still raises NotImplementedError)")
-        elif q.kind == "text":
-            text = got["results"][0]["value"] if got["results"] else None
-            free_text[q.qid] = text if isinstance(text, str) else None
-            lines.append("collected for the instructor" if isinstance(text, str) else "no text given")
-        else:
-            results = got["results"]
-            used = sorted({u for r in results for u in r.get("used", [])})
-            verdicts = [judge(q, tuple(case), _value(r["value"]), r["error"])
-                        for case, r in zip(cases[q.qid]["cases"], results)]
-            passed = sum(ok for ok, _ in verdicts)
-            if used:
-                lines.append("scores 0: the answer calls the course's own code (" + ", ".join(used) + "); graded "
-                             "answers must be written from scratch")
-            elif passed == len(cases[q.qid]["cases"]) and len(results) == passed:
-                pts = q.points
-            lines.append(f"{passed}/{len(cases[q.qid]['cases'])} hidden checks passed")
-            lines += [msg for ok, msg in verdicts if not ok][:3]
-        per_q[q.qid] = {"points": pts, "max": q.points, "messages": lines}
+        try:
+            per_q[q.qid], text = _score_question(q, answers.get(q.qid), cases, report["status"])
+        except Exception as exc:  # a malformed entry: this question only
+            per_q[q.qid], text = {"points": 0, "max": q.points, "messages": [
+                cap(f"the answer could not be judged ({type(exc).__name__}): the notebook interfered with it")]}, None
+        if q.kind == "text":
+            free_text[q.qid] = text
     total = sum(v["points"] for v in per_q.values())
     for e in report.get("cell_errors", [])[:5]:
-        messages.append(f"cell {e['cell']}: {e['error']}")
+        messages.append(cap(f"cell {e['cell']}: {e['error']}"))
     return {"status": report["status"], "total": total, "max": exercise.total, "questions": per_q,
             "messages": messages, "free_text": free_text, "seconds": report.get("seconds")}
+
+
+def _score_question(q, got, cases, status):
+    """({points, max, messages}, free text or None) for one question; raises on a malformed entry."""
+    lines, pts, text = [], 0, None
+    if got is not None and not isinstance(got, dict):
+        raise TypeError("the entry is not an object")
+    if got is None:
+        lines.append("not collected (the notebook did not run to the end)" if status not in
+                     ("invalid_notebook", "wrong_exercise", "empty") else "not graded")
+    elif got.get("missing"):
+        close = (f" (found {cap(str(got['close'][0]), 80)!r}: rename it to {q.answer_name!r})"
+                 if got.get("close") else "")
+        lines.append(f"{q.answer_name} is not defined{close}")
+    elif got.get("not_answered"):
+        lines.append("not answered (still raises NotImplementedError)")
+    elif q.kind == "text":
+        value = got["results"][0]["value"] if got["results"] else None
+        text = cap(value, TEXT_LIMIT) if isinstance(value, str) else None
+        lines.append("collected for the instructor" if text is not None else "no text given")
+    else:
+        results = got["results"]
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise TypeError("results is not a list of objects")
+        used = sorted({cap(str(u), 120) for r in results for u in (r.get("used") or [])})
+        verdicts = [_judge_one(q, case, r) for case, r in zip(cases[q.qid]["cases"], results)]
+        passed = sum(ok for ok, _ in verdicts)
+        if used:
+            lines.append("scores 0: the answer calls the course's own code (" + ", ".join(used) + "); graded "
+                         "answers must be written from scratch")
+        elif passed == len(cases[q.qid]["cases"]) and len(results) == passed:
+            pts = q.points
+        lines.append(f"{passed}/{len(cases[q.qid]['cases'])} hidden checks passed")
+        lines += [cap(msg) for ok, msg in verdicts if not ok][:3]
+    return {"points": pts, "max": q.points, "messages": lines}, text
+
+
+def _judge_one(q, case, r):
+    """One hidden case: a value that cannot be compared or printed fails this case, with a message."""
+    error = r.get("error")
+    try:
+        return judge(q, tuple(case), _value(r.get("value")), None if error is None else cap(str(error)))
+    except Exception as exc:
+        return False, f"the returned value could not be judged ({type(exc).__name__})"
 
 
 def make_cases(exercise, seed: int) -> dict:
@@ -128,7 +215,7 @@ def make_cases(exercise, seed: int) -> dict:
 
 def grade_one(path: Path, exercise, args, seed: int) -> dict:
     cases = make_cases(exercise, seed)
-    with tempfile.TemporaryDirectory(prefix="mqa-grade-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mqa-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         spec = {"notebook": str(path), "exercise": exercise.name, "cases_path": str(tmp / "cases.json"),
                 "result_path": str(tmp / f"answers-{secrets.token_hex(8)}.json"), "workdir": str(tmp),
@@ -136,7 +223,8 @@ def grade_one(path: Path, exercise, args, seed: int) -> dict:
                 "memory_mb": args.memory_mb, "output_limit_bytes": args.output_limit_kb * 1024,
                 "n_calls": sum(len(c["cases"]) for c in cases.values()),
                 "forbidden_modules": list(exercise.forbidden_modules),
-                "forbidden_paths": [str(REPO / p) for p in exercise.forbidden_paths]}
+                "forbidden_paths": [str(REPO / p) for p in exercise.forbidden_paths],
+                "sandbox": not args.no_sandbox, "hidden_files": [str(REPO / p) for p in exercise.forbidden_paths]}
         (tmp / "cases.json").write_text(json.dumps(cases))
         try:
             report = worker.run(spec)
@@ -144,6 +232,13 @@ def grade_one(path: Path, exercise, args, seed: int) -> dict:
             report = {"status": "error", "messages": [f"the grader failed on this submission: "
                                                       f"{type(exc).__name__}: {str(exc)[:300]}"]}
     return score(exercise, cases, report)
+
+
+def not_graded(sub: Submission, exercise) -> dict:
+    """The row of a file that could not be graded at all."""
+    per_q = {q.qid: {"points": 0, "max": q.points, "messages": ["not graded"]} for q in exercise.questions}
+    return {"status": "not_a_notebook_file", "total": 0, "max": exercise.total, "questions": per_q,
+            "messages": [sub.problem], "free_text": {}, "seconds": 0}
 
 
 def _atomic_write(path: Path, text: str):
@@ -161,22 +256,47 @@ def gradescope(result: dict, exercise) -> dict:
             "execution_time": result.get("seconds"), "tests": tests}
 
 
-def write_csv(out: Path, exercise):
-    rows = []
-    for f in sorted((out / "students").glob("*.json")):
-        r = json.loads(f.read_text())
-        rows.append([r["submission"], r["file"], r["status"],
-                     *[r["questions"][q.qid]["points"] for q in exercise.questions], r["total"], r["max"], r["seed"],
-                     r["sha256"][:16], " | ".join(r["messages"])[:300]])
+def load_result(path: Path):
+    """A result file the grader wrote earlier, or None if it is missing, too big or not what the grader writes."""
+    try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 2**24:
+            return None
+        r = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    needed = ("submission", "file", "status", "questions", "total", "max", "seed", "sha256", "messages")
+    return r if isinstance(r, dict) and all(k in r for k in needed) else None
+
+
+def write_csv(out: Path, exercise, subs: list[Submission], isolation: str):
+    """grades.csv: exactly one row per submitted file, from the result filed under its id for its current hash."""
+    rows, missing = [], 0
+    for sub in subs:
+        r = load_result(out / "students" / f"{sub.sid}.json")
+        if r is None or r.get("sha256") != getattr(sub, "digest", None):
+            missing += 1
+            continue
+        rows.append([r["submission"], _printable(str(r["file"])), r["status"],
+                     *[r["questions"].get(q.qid, {}).get("points", 0) for q in exercise.questions], r["total"],
+                     r["max"], r["seed"], r["sha256"][:16], r.get("isolation", isolation),
+                     cap(" | ".join(map(str, r["messages"])), 300)])
     header = ["submission", "file", "status", *[q.qid for q in exercise.questions], "total", "max", "seed", "sha256",
-              "messages"]
+              "isolation", "messages"]
     tmp = out / "grades.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         w.writerows(rows)
     os.replace(tmp, out / "grades.csv")
     return len(rows)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def main(argv=None):
@@ -193,38 +313,55 @@ def main(argv=None):
     ap.add_argument("--output-limit-kb", type=int, default=2048, help="notebook output kept per submission")
     ap.add_argument("--seed", type=int, default=None, help="replay the hidden cases of an earlier run")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-sandbox", action="store_true",
+                    help="grade without the bubblewrap sandbox (only where it cannot run, and only for trusted "
+                         "submissions); the report and grades.csv say that isolation was off")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
+    if not args.no_sandbox:
+        problem = sandbox.sandbox_problem()
+        if problem:
+            raise SystemExit(f"mqa-grade runs every submission in a bubblewrap sandbox, but {problem}. "
+                             f"{sandbox.INSTALL_HINT}.")
+    isolation = "none (--no-sandbox)" if args.no_sandbox else "bubblewrap"
+    if args.no_sandbox:
+        print("WARNING: --no-sandbox: submissions run without isolation; a submission can read the hidden tests, "
+              "other submissions and this machine's files.", file=sys.stderr)
     exercise = load_exercise(args.exercise)
-    files = discover(args.submissions)
-    ids = submission_ids(files)
+    subs = submission_ids(discover(args.submissions))
     out = args.out
     (out / "students").mkdir(parents=True, exist_ok=True)
     todo = []
-    for f, sid in ids.items():
-        digest = hashlib.sha256(f.read_bytes()).hexdigest()
-        prev = out / "students" / f"{sid}.json"
-        if prev.exists() and not args.force:
-            try:
-                old = json.loads(prev.read_text())
-                if old.get("sha256") == digest and old.get("grader_version") == GRADER_VERSION:
-                    continue
-            except json.JSONDecodeError:
-                pass
-        todo.append((f, sid, digest))
-    print(f"{len(files)} submission(s), {len(todo)} to grade, {len(files) - len(todo)} already graded", flush=True)
+    for sub in subs:
+        sub.digest = None if sub.problem else _digest(sub.path)
+        prev = load_result(out / "students" / f"{sub.sid}.json")
+        if prev is not None and not args.force and prev.get("sha256") == (sub.digest or f"not-graded:{sub.problem}") \
+                and prev.get("grader_version") == GRADER_VERSION and prev.get("isolation") == isolation:
+            sub.digest = prev["sha256"]
+            continue
+        todo.append(sub)
+    known = {f"{s.sid}.json" for s in subs}
+    stale = sorted(p.name for p in (out / "students").glob("*.json") if p.name not in known)
+    print(f"{len(subs)} submission(s), {len(todo)} to grade, {len(subs) - len(todo)} already graded", flush=True)
+    if stale:
+        print(f"ignored {len(stale)} result file(s) in {out / 'students'} that match no submitted file: "
+              + ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else ""), flush=True)
 
-    def work(item):
-        f, sid, digest = item
+    def work(sub):
         seed = args.seed if args.seed is not None else secrets.randbits(63)
         t0 = time.perf_counter()
-        result = grade_one(f, exercise, args, seed)
-        result.update(submission=sid, file=str(f), sha256=digest, seed=seed, grader_version=GRADER_VERSION,
+        if sub.problem:
+            result, sub.digest = not_graded(sub, exercise), f"not-graded:{sub.problem}"
+        else:
+            result = grade_one(sub.path, exercise, args, seed)
+        result.update(submission=sub.sid, file=_printable(sub.label), sha256=sub.digest, seed=seed,
+                      grader_version=GRADER_VERSION, isolation=isolation,
                       wall_seconds=round(time.perf_counter() - t0, 2))
-        _atomic_write(out / "gradescope" / sid / "results.json", json.dumps(gradescope(result, exercise), indent=1))
-        _atomic_write(out / "students" / f"{sid}.json", json.dumps(result, indent=1))
-        return sid, result
+        _atomic_write(out / "gradescope" / sub.sid / "results.json", json.dumps(gradescope(result, exercise),
+                                                                                indent=1))
+        _atomic_write(out / "students" / f"{sub.sid}.json", json.dumps(result, indent=1))
+        return sub.sid, result
 
     bar = None
     if not args.no_progress:
@@ -239,14 +376,14 @@ def main(argv=None):
                     bar.update(1)
                     bar.set_postfix_str(f"{sid}: {result['total']}/{result['max']} {result['status']}")
     except KeyboardInterrupt:
-        n = write_csv(out, exercise)
+        n = write_csv(out, exercise, subs, isolation)
         print(f"\ninterrupted: {n} graded submission(s) kept in {out / 'grades.csv'}", file=sys.stderr)
         return 130
     finally:
         if bar:
             bar.close()
-    n = write_csv(out, exercise)
-    print(f"wrote {out / 'grades.csv'} ({n} rows)")
+    n = write_csv(out, exercise, subs, isolation)
+    print(f"wrote {out / 'grades.csv'} ({n} rows)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
     return 0
 
 

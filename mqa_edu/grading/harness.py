@@ -38,38 +38,57 @@ def __mqa_setup(forbidden_modules, forbidden_paths, entry):
 
     sys.addaudithook(hook)
     namespace = globals()
-    load, dump, close_matches = json.load, json.dump, difflib.get_close_matches
+    load, dumps, close_matches, open_ = json.load, json.dumps, difflib.get_close_matches, open
 
-    def plain(v):
-        if v is None or isinstance(v, (bool, int, float, str)):
+    def plain(v, depth=0):
+        """A value the grader can read back safely: None, bool, a bounded int, float, a capped str, or a short
+        description of anything else. Runs inside the call's time limit, so a __repr__ that hangs is stopped."""
+        if v is None or isinstance(v, bool):
+            return bool(v) if v is not None else None
+        if isinstance(v, int):
+            v = int(v)
+            if v.bit_length() > 200:  # 10**5000 and friends: no sizing answer is this large
+                return {"__opaque__": "int", "repr": f"an integer of about {int(v.bit_length() * 0.30103)} digits"}
             return v
-        item = getattr(v, "item", None)  # numpy scalars
-        if callable(item) and getattr(v, "shape", None) == ():
-            return plain(item())
-        return {"__opaque__": type(v).__name__, "repr": repr(v)[:200]}
+        if isinstance(v, float):
+            return float(v)
+        if isinstance(v, str):
+            text = str.__str__(v)
+            return text if len(text) <= 20_000 else text[:20_000] + " [cut]"
+        item = getattr(v, "item", None)
+        if depth == 0 and callable(item) and getattr(v, "shape", None) == ():  # numpy scalars
+            return plain(item(), 1)
+        return {"__opaque__": type(v).__name__[:80], "repr": repr(v)[:200]}
 
     def extract(cases_path, result_path, call_timeout):
-        with open(cases_path) as f:
+        with open_(cases_path) as f:
             spec = load(f)
         out = {}
         for qid, q in spec.items():
             name = q["answer_name"]
-            if name not in namespace:
-                out[qid] = {"missing": True,
-                            "close": close_matches(name, [k for k in namespace if not k.startswith("_")], n=1)}
-                continue
-            shell = Question(qid, "", 0, q["kind"], name)
-            results = []
             try:
-                for case in q["cases"]:
-                    value, error, used = call_answer(shell, namespace[name], tuple(case), seconds=call_timeout)
-                    results.append({"value": plain(value), "error": error, "used": sorted(used)})
-            except NotAnswered:
-                out[qid] = {"not_answered": True}
-                continue
-            out[qid] = {"results": results}
-        with open(result_path, "w") as f:
-            dump(out, f)
+                if name not in namespace:
+                    names = [k for k in namespace if isinstance(k, str) and not k.startswith("_")]
+                    out[qid] = {"missing": True, "close": close_matches(name, names, n=1)}
+                    continue
+                shell = Question(qid, "", 0, q["kind"], name)
+                results = []
+                try:
+                    for case in q["cases"]:
+                        value, error, used = call_answer(shell, namespace[name], tuple(case), seconds=call_timeout,
+                                                         convert=plain)
+                        results.append({"value": value, "error": error, "used": sorted(used)})
+                except NotAnswered:
+                    out[qid] = {"not_answered": True}
+                    continue
+                entry = {"results": results}
+                dumps(entry)  # serialisable? one bad value costs its own question only
+                out[qid] = entry
+            except BaseException as exc:
+                out[qid] = {"results": [{"value": None, "error": "the answer could not be collected ("
+                                         + type(exc).__name__ + ")", "used": []}] * len(q["cases"])}
+        with open_(result_path, "w") as f:
+            f.write(dumps(out))
 
     namespace[entry] = extract
 
