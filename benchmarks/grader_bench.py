@@ -1,5 +1,5 @@
-"""Grading cost: mqa-grade per submission vs simply executing the same notebooks with nbclient, and wall time for a
-batch graded with --jobs 2.
+"""Grading cost: mqa-grade per submission (in its bubblewrap sandbox, and with --no-sandbox) vs simply executing the
+same notebooks with nbclient, and wall time for a batch graded with --jobs 2 in the sandbox.
 
     python benchmarks/grader_bench.py            # 10 submissions for the ratio, 100 for the batch
     python benchmarks/grader_bench.py --quick    # 4 and 10
@@ -53,6 +53,9 @@ def main(argv=None):
         t0 = time.perf_counter()
         grade([str(folder), "--out", str(tmp / "g1"), "--jobs", "1", "--no-progress"])
         graded = (time.perf_counter() - t0) / len(files)
+        t0 = time.perf_counter()
+        grade([str(folder), "--out", str(tmp / "g0"), "--jobs", "1", "--no-progress", "--no-sandbox"])
+        unsandboxed = (time.perf_counter() - t0) / len(files)
         batch = make_folder(tmp, a.batch_n)
         t0 = time.perf_counter()
         grade([str(batch), "--out", str(tmp / "g2"), "--jobs", "2", "--no-progress"])
@@ -60,10 +63,14 @@ def main(argv=None):
     print(f"{'measure':>44} {'value':>10}")
     print(f"{'execute with nbclient, s per notebook':>44} {plain:>10.2f}")
     print(f"{'mqa-grade --jobs 1, s per submission':>44} {graded:>10.2f}")
+    print(f"{'same with --no-sandbox, s per submission':>44} {unsandboxed:>10.2f}")
     print(f"{'ratio grade / execute':>44} {graded / plain:>10.2f}")
+    print(f"{'sandbox cost, s per submission':>44} {graded - unsandboxed:>10.2f}")
     print(f"{f'{a.batch_n} submissions, --jobs 2, wall s':>44} {wall:>10.1f}")
     print(json.dumps({"benchmark": "grader", "execute_s_per_notebook": round(plain, 3),
                       "grade_s_per_submission": round(graded, 3), "ratio": round(graded / plain, 3),
+                      "no_sandbox_s_per_submission": round(unsandboxed, 3),
+                      "sandbox_cost_s": round(graded - unsandboxed, 3),
                       "batch_n": a.batch_n, "batch_jobs": 2, "batch_wall_s": round(wall, 1)}))
 
 

@@ -8,9 +8,6 @@ import hashlib
 import json
 import os
 import socket
-import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import nbformat
 import pytest
 
 from mqa_edu.grading.cli import main as grade_main
-from tests.test_grading import EXERCISE_NB, ROOT, SANDBOX_PROBLEM, add_cell, needs_sandbox, solution_nb, with_cell
+from tests.test_grading import EXERCISE_NB, ROOT, add_cell, needs_sandbox, solution_nb, with_cell
 
 pytestmark = needs_sandbox
 
@@ -87,9 +84,12 @@ def build(folder: Path, out: Path):
                                  "'BEGIN SOLUTION' not in ''.join(c['source']):\n"
                                  "            try:\n                exec(''.join(c['source']))\n"
                                  "            except Exception:\n                pass"),
-        "sibling_kernels": attack("import glob, os, signal\nfound = [p for p in glob.glob('/tmp/**/kernel.json', "
-                                  "recursive=True)]\nfor pid in range(1, 4000):\n    try:\n"
-                                  "        if pid != os.getpid():\n            os.kill(pid, signal.SIGKILL)\n"
+        # (it kills only kernels and graders it can see: outside a sandbox that would be the whole batch)
+        "sibling_kernels": attack("import glob, os, signal\nfound = glob.glob('/tmp/**/kernel.json', recursive=True)\n"
+                                  "for d in os.listdir('/proc'):\n    try:\n"
+                                  "        cmd = open(f'/proc/{d}/cmdline', 'rb').read()\n"
+                                  "        if int(d) != os.getpid() and (b'ipykernel' in cmd or b'mqa_edu.grading' in cmd"
+                                  "):\n            os.kill(int(d), signal.SIGKILL)\n"
                                   "    except Exception:\n        pass"),
         "kill_grader": attack("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", solved=True),
         "plant_startup": attack("import os\nfor d in (os.path.expanduser('~/.ipython/profile_default/startup'), "
