@@ -21,7 +21,7 @@ pytestmark = needs_sandbox
 
 SECRET = "grader-secret-" + os.urandom(6).hex()  # in the grader's environment during the batch
 MARKER = "7e5.123"  # `sleep 7e5.123`: a process a submission tried to leave behind
-REFERENCE = ROOT / "mqa_edu" / "checks" / "ex01_cache_sizing.py"
+REFERENCE = ROOT / "mqa_edu" / "grading" / "exercises" / "ex01_cache_sizing.py"
 
 # Answers computed from the course's reference module, by whatever route reached it: if any route works, the blank
 # exercise that runs this scores points it did not earn.
@@ -69,7 +69,7 @@ def build(folder: Path, out: Path):
                               "        for c in o.__closure__:\n"
                               "            if isinstance(c.cell_contents, tuple):\n"
                               "                c.cell_contents = ()\n"
-                              "import importlib\nimport mqa_edu.checks.ex01_cache_sizing as m\n"
+                              "import importlib\nimport mqa_edu.grading.exercises.ex01_cache_sizing as m\n"
                               "_define_from(open(m.__file__).read())"),
         "ref_thread_import": attack("import threading\nres = {}\n"
                                     "def grab():\n    from mqa_edu.sizing import ModelSpec, bytes_per_token\n"

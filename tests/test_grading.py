@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from mqa_edu.checks import core
-from mqa_edu.checks.ex01_cache_sizing import EXERCISE
+from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
 from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.make_exercise import render, strip_solutions
 from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
@@ -350,9 +350,109 @@ def test_check_cells_echo_nothing_under_their_feedback():
 def test_model_answer_of_the_design_question_has_the_right_arithmetic():
     """Q7c's model answer once said 4 GiB per KV head in fp16; with the scenario's numbers it is 8 (fp8: 4)."""
     import re
-    from mqa_edu.checks.ex01_cache_sizing import DESIGN, GiB
+    from mqa_edu.grading.exercises.ex01_cache_sizing import DESIGN, GiB
     d = DESIGN
     per_head_fp16 = 2 * d["n_layers"] * d["head_dim"] * d["context"] * d["sequences"] * 2
     text = next(c.source for c in solution_nb().cells if "def design_justification" in c.source)
     fp16, fp8 = map(int, re.search(r"(\d+) GiB in fp16 \((\d+) GiB in fp8\)", text).groups())
     assert (fp16, fp8) == (per_head_fp16 // GiB, per_head_fp16 // 2 // GiB) == (8, 4)
+
+
+# ---------------------------------------------------------------- the public form that check cells use
+def test_public_form_is_in_sync_with_the_private_definition():
+    from mqa_edu.grading.make_exercise import sync_public
+    assert sync_public(check=True) == [], "run: mqa-make-exercise solutions/ exercises/"
+
+
+def test_public_form_holds_no_answer():
+    import re
+    from mqa_edu.checks.public import PUBLIC_DIR
+    text = (PUBLIC_DIR / "ex01_cache_sizing.json").read_text()
+    data = json.loads(text)
+    for q in data["questions"]:
+        for c in q["cases"]:
+            assert re.fullmatch(r"[0-9a-f]{32}", c["expected"])
+            assert all(re.fullmatch(r"[0-9a-f]{32}", d) for d in c["mistakes"].values())
+    assert "def " not in text and "lambda" not in text and "_bpt" not in text
+    for q in EXERCISE.questions:  # no value question's answer is written out (a choice's options are public)
+        if q.kind == "value":
+            answer = q.reference()
+            assert f'"{answer}"' not in text and f": {answer}," not in text and f": {answer}\n" not in text, q.qid
+
+
+def test_public_checks_judge_like_the_private_ones(capsys):
+    """Every reference passes its public check, and every known mistake that a public case can show is named.
+    (Answers are tabulated first: a check flags any answer that runs the course's own code.)"""
+    from mqa_edu.checks.public import load_public
+    public = load_public("ex01_cache_sizing")
+
+    def as_answer(q, fn, cases):
+        if q.kind != "function":
+            return fn()
+        table = {c: fn(*c) for c in cases}
+        return lambda *args: table[args]
+
+    for q in EXERCISE.questions:
+        if q.kind == "text":
+            continue
+        cases = public.question(q.qid).cases(None, False)
+        assert core.check(q.qid, as_answer(q, q.reference, cases)).passed is True, q.qid
+        for m in q.mistakes:
+            shows = any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases)
+            verdict = core.check(q.qid, as_answer(q, m.fn, cases))
+            out = capsys.readouterr().out
+            if shows:
+                assert verdict.passed is False and m.hint in out, (q.qid, m.name)
+
+
+def test_public_float_check_keeps_the_tolerance():
+    gib = EXERCISE.question("q4").reference()  # rel_tol 1e-3
+    assert core.check("ex01.q4", gib).passed is True
+    assert core.check("ex01.q4", gib * (1 + 4e-4)).passed is True
+    assert core.check("ex01.q4", gib * (1 + 3e-3)).passed is False
+    assert core.check("ex01.q4", float("nan")).passed is False
+
+
+# ---------------------------------------------------------------- the student release
+@pytest.fixture(scope="module")
+def student_release(tmp_path_factory):
+    from mqa_edu.grading.release import release
+    out = tmp_path_factory.mktemp("release") / "course"
+    release(out)
+    return out
+
+
+def test_student_release_has_nothing_private(student_release):
+    from mqa_edu.grading.release import PRIVATE, leaks, solution_lines
+    out = student_release
+    for p in PRIVATE:
+        assert not (out / p).exists(), p
+    assert (out / "exercises" / "ex01_cache_sizing.ipynb").is_file()
+    assert (out / "mqa_edu" / "checks" / "public" / "ex01_cache_sizing.json").is_file()
+    assert leaks(out, solution_lines(), set()) == []
+    # the check itself finds a planted leak: one line of a solution region copied into a notebook
+    line = sorted(solution_lines())[0]
+    planted = out / "notebooks" / "leaky.py"
+    planted.write_text(f"x = 1\n{line}\n")
+    try:
+        assert any("solution code" in f for f in leaks(out, solution_lines(), set()))
+    finally:
+        planted.unlink()
+
+
+def test_student_release_passes_its_own_tests_and_checks_work(student_release):
+    out = student_release
+    env = {**os.environ, "PYTHONPATH": str(out)}
+    code = ("import mqa_edu, mqa_edu.checks.core as c; assert mqa_edu.__file__.startswith(%r); "
+            "print(c.check('ex01.q3', 8192).passed, c.check('ex01.q3', 8192 * 71).passed)" % str(out))
+    res = subprocess.run([sys.executable, "-c", code], cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("True False") and "71 is in" not in res.stdout
+    assert "multi_query=True" in res.stdout  # the known-mistake hint, from the public form
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_heads.py",
+                          "tests/test_sizing.py", "tests/test_notebooks.py", "-k", "heads or sizing or exercises"],
+                         cwd=out, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:]
+    res = subprocess.run([sys.executable, "-m", "mqa_edu.grading.cli", "exercises", "--out", "g", "--no-progress"],
+                         cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "grade from the instructor's full copy" in res.stderr

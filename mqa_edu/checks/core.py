@@ -95,6 +95,8 @@ def _as_number(value):
 
 
 def matches(got, expected, rel_tol: float) -> bool:
+    if hasattr(expected, "matches"):  # a public check's expected value, known only by its digest
+        return expected.matches(got)
     if isinstance(expected, str):
         return isinstance(got, str) and got.strip().lower() == expected.lower()
     g, e = _as_number(got), _as_number(expected)
@@ -112,11 +114,12 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
     if error is not None:
         return False, f"{call} raised {error}"
     expected = q.reference(*case)
-    if isinstance(expected, str) and isinstance(got, bool) and {"true", "false"} <= set(q.choices):
+    textual = isinstance(expected, str) or getattr(expected, "is_text", False)
+    if textual and isinstance(got, bool) and {"true", "false"} <= set(q.choices):
         got = "true" if got else "false"  # a Python True/False answers a true-or-false question
     if matches(got, expected, q.rel_tol):
         return True, f"{call} = {_describe(got)}"
-    if isinstance(expected, str):
+    if textual:
         if not isinstance(got, str) or got.strip().lower() not in q.choices:
             return False, f"{call} should be one of {list(q.choices)}, got {_describe(got)}"
     else:
@@ -134,7 +137,8 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
         if matches(got, wrong, q.rel_tol):
             return False, f"{call} = {_describe(got)}: {m.hint}"
     num = _as_number(got)
-    if q.rel_tol and num is not None and math.isfinite(num) and abs(num - expected) <= 0.05 * abs(expected):
+    if q.rel_tol and num is not None and math.isfinite(num) and isinstance(expected, Real) \
+            and abs(num - expected) <= 0.05 * abs(expected):
         return False, (f"{call} = {_describe(got)} is close, but not within the tolerance ({q.rel_tol:.1g} relative): "
                        f"check your rounding, or carry more digits.")
     return False, f"{call} = {_describe(got)} is not right. {q.hint}".rstrip()
@@ -219,16 +223,19 @@ def _in_main_thread():
 
 # -------------------------------------------------------------------------------------------------- in the notebook
 _PUBLIC_RESULTS: dict = {}  # qid -> (points earned on public checks, points possible)
-_REGISTRY = {"ex01": "mqa_edu.checks.ex01_cache_sizing", "nb": "mqa_edu.checks.concepts"}
-
-
 def find_exercise(prefix: str) -> Exercise:
-    """'ex01' or 'nb03' (or a question id such as 'nb03.flops') -> its Exercise, loading its module on first use."""
+    """'ex01' or 'nb03' (or a question id such as 'nb03.flops') -> its Exercise. Notebook checks are defined in
+    concepts.py; a graded exercise's check cells use its public form (public.py), never its private definition."""
     prefix = prefix.split(".")[0]
-    key = "nb" if prefix.startswith("nb") else prefix
-    if key not in _REGISTRY:
-        raise KeyError(f"unknown exercise or question prefix {prefix!r}; known: {sorted(_REGISTRY)}")
-    return importlib.import_module(_REGISTRY[key]).exercise_for(prefix)
+    if prefix.startswith("nb"):
+        return importlib.import_module("mqa_edu.checks.concepts").exercise_for(prefix)
+    from .public import PUBLIC_DIR, load_public
+
+    found = sorted(PUBLIC_DIR.glob(f"{prefix}_*.json"))
+    if not found:
+        known = sorted(p.stem.split("_")[0] for p in PUBLIC_DIR.glob("*.json"))
+        raise KeyError(f"unknown exercise or question prefix {prefix!r}; known: nb01-nb07, {known}")
+    return load_public(found[0].stem)
 
 
 def find_question(qid: str):

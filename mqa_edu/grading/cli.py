@@ -28,14 +28,18 @@ from pathlib import Path
 from ..checks.core import judge
 from . import GRADER_VERSION, sandbox, worker
 
-EXERCISES = {"ex01_cache_sizing": "mqa_edu.checks.ex01_cache_sizing"}
+EXERCISES = {"ex01_cache_sizing": "mqa_edu.grading.exercises.ex01_cache_sizing"}  # private definitions
 REPO = Path(__file__).resolve().parents[2]
 
 
 def load_exercise(name):
     if name not in EXERCISES:
         raise SystemExit(f"--exercise must be one of {sorted(EXERCISES)}, got {name!r}")
-    return importlib.import_module(EXERCISES[name]).EXERCISE
+    try:
+        return importlib.import_module(EXERCISES[name]).EXERCISE
+    except ModuleNotFoundError:
+        raise SystemExit(f"this copy of the course has no private definition of {name} (a student release?): "
+                         "grade from the instructor's full copy") from None
 
 
 class Submission:

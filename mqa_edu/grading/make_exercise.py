@@ -5,10 +5,14 @@
 
 In a solution code cell, the lines between ``# BEGIN SOLUTION: <hint>`` and ``# END SOLUTION`` become
 ``raise NotImplementedError("<hint>")`` at the marker's indentation. Outputs are stripped.
+
+It also writes (or, with --check, checks) the public form of every graded exercise, mqa_edu/checks/public/<name>.json,
+from its private definition: what check cells use (see mqa_edu/checks/public.py).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -54,6 +58,32 @@ def render(solution_path: Path) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def render_public(name: str) -> str:
+    """The public form of the exercise ``name`` as the text of its JSON file (deterministic: same input, same file)."""
+    from ..checks.public import to_public
+    from .cli import load_exercise
+
+    return json.dumps(to_public(load_exercise(name), salt=f"mqa-edu:{name}"), indent=1, sort_keys=True) + "\n"
+
+
+def sync_public(check: bool) -> list[str]:
+    """Write each exercise's public file, or (check) list those that are out of date."""
+    from ..checks.public import PUBLIC_DIR
+    from .cli import EXERCISES
+
+    stale = []
+    for name in sorted(EXERCISES):
+        path, text = PUBLIC_DIR / f"{name}.json", render_public(name)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    return stale
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="mqa-make-exercise", description=__doc__.splitlines()[0])
     ap.add_argument("solution", type=Path, help="a solution notebook, or the solutions/ folder")
@@ -72,8 +102,10 @@ def main(argv=None):
             ex.parent.mkdir(parents=True, exist_ok=True)
             ex.write_text(text)
             print(f"wrote {ex}")
+    stale += sync_public(a.check)
     if stale:
-        print("out of date with solutions/: " + ", ".join(stale) + " (run mqa-make-exercise solutions/ exercises/)")
+        print("out of date with solutions/ or the exercise definitions: " + ", ".join(stale)
+              + " (run mqa-make-exercise solutions/ exercises/)")
         return 1
     return 0
 

@@ -1,4 +1,5 @@
 """Exercise ex01 · KV-cache sizing: the questions, their references, hidden-case generators and known mistakes.
+PRIVATE: the grader loads it; check cells use the public form written from it (see __init__.py).
 
 References are written here from the formula (not imported from mqa_edu.sizing) so that this file alone defines
 the grading; the tests check both agree.
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from .core import Exercise, Mistake, Question
+from ...checks.core import Exercise, Mistake, Question
 
 GB, GiB = 10**9, 2**30
 HEAD_DIMS = (32, 64, 80, 96, 128, 256)
@@ -205,10 +206,8 @@ QUESTIONS = [
 
 EXERCISE = Exercise(
     name="ex01_cache_sizing", title="Exercise 1 · KV-cache sizing", questions=QUESTIONS,
-    forbidden_modules=("mqa_edu.sizing", "mqa_edu.heads", "mqa_edu.checks.ex01_cache_sizing", "mqa_edu.grading",
-                       "solutions"),
-    forbidden_paths=("mqa_edu/sizing.py", "mqa_edu/heads.py", "mqa_edu/checks/ex01_cache_sizing.py",
-                     "mqa_edu/grading", "solutions"),
+    forbidden_modules=("mqa_edu.sizing", "mqa_edu.heads", "mqa_edu.grading", "solutions"),
+    forbidden_paths=("mqa_edu/sizing.py", "mqa_edu/heads.py", "mqa_edu/grading", "solutions"),
 )
 
 

@@ -1,0 +1,127 @@
+"""mqa-release: write the student copy of the course, without the answers (nbgrader's source -> release split).
+
+    mqa-release OUT_DIR            # a fresh folder; --force replaces an existing one
+
+It copies the course's files (those git tracks, or, outside a git checkout, every file but caches and environments)
+and leaves out what only an instructor may see:
+- ``solutions/``: the solution notebooks;
+- ``mqa_edu/grading/exercises/``: the private exercise definitions (references, hidden-case generators, mistake
+  models). Check cells keep working: they use the public forms in ``mqa_edu/checks/public/``;
+- the tests and benchmark that need those (``tests/test_grading.py``, ``tests/test_grader_sandbox.py``,
+  ``benchmarks/grader_bench.py``).
+Then it checks the copy: no private path, no solution region, and no line of any solution region's code anywhere in
+it. The copy passes its own test suite and runs every notebook; the instructor grades from the full copy.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py",
+           "benchmarks/grader_bench.py")
+SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
+              "build", "dist"}
+MARKERS = ("# BEGIN SOLUTION", "# END SOLUTION")
+
+
+def course_files(repo: Path = REPO) -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=repo, capture_output=True, check=True).stdout
+        files = [Path(p) for p in out.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        files = [p.relative_to(repo) for p in repo.rglob("*") if p.is_file()]
+    return [f for f in files if not SKIP_PARTS & set(f.parts) and not f.name.endswith(".egg-info")
+            and (repo / f).is_file()]
+
+
+def is_private(rel: Path) -> bool:
+    text = rel.as_posix()
+    return any(text == p or text.startswith(p + "/") for p in PRIVATE)
+
+
+def solution_lines(repo: Path = REPO) -> set[str]:
+    """Every substantial line of code inside a solution region of a solution notebook."""
+    import nbformat
+
+    lines = set()
+    for nb_path in sorted((repo / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for cell in nb.cells:
+            inside = False
+            for line in cell.source.splitlines():
+                stripped = line.strip()
+                if stripped.startswith(MARKERS[0]):
+                    inside = True
+                elif stripped.startswith(MARKERS[1]):
+                    inside = False
+                elif inside and len(stripped) >= 20 and not stripped.startswith("#"):
+                    lines.add(stripped)
+    return lines
+
+
+def leaks(out: Path, secret_lines: set[str], private_digests: set[str]) -> list[str]:
+    """What in ``out`` should not be there: private paths, solution markers, solution code, private files' content."""
+    found = []
+    for p in sorted(out.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(out)
+        if is_private(rel):
+            found.append(f"{rel}: a private path")
+            continue
+        data = p.read_bytes()
+        if hashlib.sha256(data).hexdigest() in private_digests:
+            found.append(f"{rel}: a copy of a private file")
+        text = data.decode("utf-8", "replace")
+        # a solution region in a notebook or a module (the two tools that define the markers name them, as do docs)
+        if p.suffix in (".ipynb", ".py") and rel.as_posix() not in ("mqa_edu/grading/make_exercise.py",
+                                                                     "mqa_edu/grading/release.py"):
+            for m in MARKERS:
+                if m in text:
+                    found.append(f"{rel}: contains {m!r}")
+        for line in secret_lines:
+            if line in text:
+                found.append(f"{rel}: contains solution code {line[:60]!r}")
+                break
+    return found
+
+
+def release(out: Path, repo: Path = REPO, force: bool = False) -> list[Path]:
+    if out.exists():
+        if not force:
+            raise SystemExit(f"{out} exists: choose a new folder or pass --force")
+        shutil.rmtree(out)
+    files = course_files(repo)
+    kept = [f for f in files if not is_private(f)]
+    for f in kept:
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / f, out / f)
+    private = {hashlib.sha256((repo / f).read_bytes()).hexdigest() for f in files if is_private(f)
+               and (repo / f).stat().st_size > 200}
+    found = leaks(out, solution_lines(repo), private)
+    if found:
+        raise SystemExit("the student release would leak:\n  " + "\n  ".join(found))
+    (out / "STUDENT_RELEASE.md").write_text(
+        "# Student release\n\nThis copy of the course was written by `mqa-release`. It has no solutions, no hidden "
+        "tests and no reference answers; check cells give immediate feedback from public checks. Your grade comes "
+        "from hidden tests your instructor runs.\n")
+    return kept
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="mqa-release", description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="the folder to write the student copy to")
+    ap.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    a = ap.parse_args(argv)
+    kept = release(a.out, force=a.force)
+    print(f"wrote {len(kept)} files to {a.out}; left out: {', '.join(PRIVATE)}; checked: nothing private leaked")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
