@@ -38,6 +38,19 @@ class Mistake:
 
 
 @dataclass
+class Cascade:
+    """How a later question builds on an earlier one, so that one mistake is counted once.
+
+    ``probes(*case)`` lists the cases of the earlier question (``on``) that this case's answer uses; the grader calls
+    the student's earlier function there too. If the earlier answer is wrong at a probe and this answer equals
+    ``combine(case, values)``, what it must be given the student's own earlier values, this step is right."""
+
+    on: str
+    probes: Callable
+    combine: Callable
+
+
+@dataclass
 class Question:
     qid: str  # "ex01.q1", "nb03.flops"
     title: str
@@ -51,6 +64,7 @@ class Question:
     rel_tol: float = 0.0  # 0: integers must match exactly
     choices: tuple = ()  # for kind "choice"
     hint: str = ""  # shown when the answer is wrong and no known mistake matches
+    cascade: Cascade | None = None  # graded only: how this answer builds on an earlier one
 
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..checks.core import judge
+from ..checks.core import judge, matches
 from . import GRADER_VERSION, sandbox, worker
 
 EXERCISES = {"ex01_cache_sizing": "mqa_edu.grading.exercises.ex01_cache_sizing"}  # private definitions
@@ -154,7 +154,7 @@ def score(exercise, cases: dict, report: dict) -> dict:
     answers = report.get("answers", {})
     for q in exercise.questions:
         try:
-            per_q[q.qid], text = _score_question(q, answers.get(q.qid), cases, report["status"])
+            per_q[q.qid], text = _score_question(q, answers.get(q.qid), cases, report["status"], exercise)
         except Exception as exc:  # a malformed entry: this question only
             per_q[q.qid], text = {"points": 0, "max": q.points, "messages": [
                 cap(f"the answer could not be judged ({type(exc).__name__}): the notebook interfered with it")]}, None
@@ -167,7 +167,7 @@ def score(exercise, cases: dict, report: dict) -> dict:
             "messages": messages, "free_text": free_text, "seconds": report.get("seconds")}
 
 
-def _score_question(q, got, cases, status):
+def _score_question(q, got, cases, status, exercise):
     """({points, max, messages}, free text or None) for one question; raises on a malformed entry."""
     lines, pts, text = [], 0, None
     if got is not None and not isinstance(got, dict):
@@ -190,31 +190,56 @@ def _score_question(q, got, cases, status):
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
             raise TypeError("results is not a list of objects")
         used = sorted({cap(str(u), 120) for r in results for u in (r.get("used") or [])})
-        verdicts = [_judge_one(q, case, r) for case, r in zip(cases[q.qid]["cases"], results)]
-        passed = sum(ok for ok, _ in verdicts)
+        dep = exercise.question(q.cascade.on) if q.cascade else None
+        verdicts = [_judge_one(q, case, r, dep) for case, r in zip(cases[q.qid]["cases"], results)]
+        passed, n = sum(ok for ok, _ in verdicts), len(cases[q.qid]["cases"])
         if used:
             lines.append("scores 0: the answer calls the course's own code (" + ", ".join(used) + "); graded "
                          "answers must be written from scratch")
-        elif passed == len(cases[q.qid]["cases"]) and len(results) == passed:
-            pts = q.points
-        lines.append(f"{passed}/{len(cases[q.qid]['cases'])} hidden checks passed")
-        lines += [cap(msg) for ok, msg in verdicts if not ok][:3]
+        elif len(results) == n and n:
+            pts = round(q.points * passed / n)  # partial credit: the share of hidden cases passed
+        lines.append(f"{passed}/{n} hidden checks passed")
+        cascaded = [msg for ok, msg in verdicts if ok and "counted in" in msg]
+        lines += [cap(msg) for ok, msg in verdicts if not ok][:3] + cascaded[:1]
     return {"points": pts, "max": q.points, "messages": lines}, text
 
 
-def _judge_one(q, case, r):
-    """One hidden case: a value that cannot be compared or printed fails this case, with a message."""
+def _judge_one(q, case, r, dep=None):
+    """One hidden case: a value that cannot be compared or printed fails this case, with a message. A wrong value
+    that is exactly what this step gives on top of the student's own (wrong) earlier answer passes: the mistake is
+    counted in the earlier question, and its hint is not repeated here as if this step were wrong."""
     error = r.get("error")
     try:
-        return judge(q, tuple(case), _value(r.get("value")), None if error is None else cap(str(error)))
+        ok, msg = judge(q, tuple(case), _value(r.get("value")), None if error is None else cap(str(error)))
+        if ok or error is not None or dep is None:
+            return ok, msg
+        probes = q.cascade.probes(*case)
+        values = [p.get("value") if isinstance(p, dict) and p.get("error") is None else None
+                  for p in (r.get("probes") or [])]
+        if len(values) != len(probes) or any(isinstance(v, (dict, list, bool, str)) or v is None for v in values):
+            return ok, msg
+        earlier_right = all(matches(v, dep.reference(*p), dep.rel_tol) for v, p in zip(values, probes))
+        if not earlier_right and matches(_value(r.get("value")), q.cascade.combine(tuple(case), values), q.rel_tol):
+            return True, (f"{q.answer_name}: right given your {dep.answer_name} (wrong for this input; counted in "
+                          f"{dep.qid} only)")
+        return ok, msg
     except Exception as exc:
         return False, f"the returned value could not be judged ({type(exc).__name__})"
 
 
 def make_cases(exercise, seed: int) -> dict:
+    """Per question: the hidden cases, and for a question that builds on an earlier one, the earlier function's
+    cases each of its cases uses (the kernel evaluates the student's earlier function there too)."""
     rng = random.Random(seed)
-    return {q.qid: {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in q.cases(rng, True)]}
-            for q in exercise.questions}
+    spec = {}
+    for q in exercise.questions:
+        cases = q.cases(rng, True)
+        spec[q.qid] = {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in cases]}
+        if q.cascade:
+            dep = exercise.question(q.cascade.on)
+            spec[q.qid]["probes"] = {"answer_name": dep.answer_name,
+                                     "cases": [[list(p) for p in q.cascade.probes(*c)] for c in cases]}
+    return spec
 
 
 def grade_one(path: Path, exercise, args, seed: int) -> dict:
@@ -225,7 +250,8 @@ def grade_one(path: Path, exercise, args, seed: int) -> dict:
                 "result_path": str(tmp / f"answers-{secrets.token_hex(8)}.json"), "workdir": str(tmp),
                 "cell_timeout": args.cell_timeout, "call_timeout": args.call_timeout, "timeout": args.timeout,
                 "memory_mb": args.memory_mb, "output_limit_bytes": args.output_limit_kb * 1024,
-                "n_calls": sum(len(c["cases"]) for c in cases.values()),
+                "n_calls": sum(len(c["cases"]) * (1 + max([len(p) for p in c.get("probes", {}).get("cases", [])],
+                                                          default=0)) for c in cases.values()),
                 "forbidden_modules": list(exercise.forbidden_modules),
                 "forbidden_paths": [str(REPO / p) for p in exercise.forbidden_paths],
                 "sandbox": not args.no_sandbox, "hidden_files": [str(REPO / p) for p in exercise.forbidden_paths]}

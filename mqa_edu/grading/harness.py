@@ -60,6 +60,19 @@ def __mqa_setup(forbidden_modules, forbidden_paths, entry):
             return plain(item(), 1)
         return {"__opaque__": type(v).__name__[:80], "repr": repr(v)[:200]}
 
+    def probe(name, cases, call_timeout):
+        """The student's earlier function at the inputs this answer builds on (how a mistake is counted once)."""
+        shell = Question("probe", "", 0, "function", name)
+        out = []
+        for case in cases:
+            try:
+                value, error, used = call_answer(shell, namespace[name], tuple(case), seconds=call_timeout,
+                                                 convert=plain)
+            except BaseException:
+                value, error = None, "not answered"
+            out.append({"value": value, "error": error})
+        return out
+
     def extract(cases_path, result_path, call_timeout):
         with open_(cases_path) as f:
             spec = load(f)
@@ -72,12 +85,15 @@ def __mqa_setup(forbidden_modules, forbidden_paths, entry):
                     out[qid] = {"missing": True, "close": close_matches(name, names, n=1)}
                     continue
                 shell = Question(qid, "", 0, q["kind"], name)
+                probes = q.get("probes")
                 results = []
                 try:
-                    for case in q["cases"]:
+                    for i, case in enumerate(q["cases"]):
                         value, error, used = call_answer(shell, namespace[name], tuple(case), seconds=call_timeout,
                                                          convert=plain)
                         results.append({"value": value, "error": error, "used": sorted(used)})
+                        if probes and error is None and probes["answer_name"] in namespace:
+                            results[-1]["probes"] = probe(probes["answer_name"], probes["cases"][i], call_timeout)
                 except NotAnswered:
                     out[qid] = {"not_answered": True}
                     continue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ...checks.core import Exercise, Mistake, Question
+from ...checks.core import Cascade, Exercise, Mistake, Question
 
 GB, GiB = 10**9, 2**30
 HEAD_DIMS = (32, 64, 80, 96, 128, 256)
@@ -78,6 +78,13 @@ def _llama_batch(n_kv, budget=80 * GB, weights=LLAMA_3_8B["weights_bytes"]):
 DESIGN = {"n_layers": 32, "n_heads": 32, "head_dim": 128, "context": 32768, "sequences": 16, "kv_budget": 24 * GiB}
 
 
+def _design_probes():
+    """The kv_cache_bytes calls a design answer makes: every divisor of 32 with fp16 and fp8."""
+    d = DESIGN
+    return [(d["n_layers"], 4096, d["n_heads"], kv, d["head_dim"], d["context"], d["sequences"], bpe)
+            for kv in (1, 2, 4, 8, 16, 32) for bpe in (2, 1)]
+
+
 def _design_options():
     d = DESIGN
     fits = []
@@ -127,7 +134,9 @@ QUESTIONS = [
             Mistake("no_batch", lambda nl, d, h, kv, hd, s, b, e, w=None: _cache(nl, d, h, kv, hd, s, 1, e, w),
                     "that is one sequence: multiply by batch."),
         ],
-        hint="bytes per token (question 1) x tokens kept x batch, with tokens kept = min(seq_len, sliding_window)."),
+        hint="bytes per token (question 1) x tokens kept x batch, with tokens kept = min(seq_len, sliding_window).",
+        cascade=Cascade("ex01.q1", probes=lambda nl, d, h, kv, hd, s, b, e, w=None: [(nl, d, h, kv, hd, e)],
+                        combine=lambda case, v: v[0] * (min(case[5], case[8]) if case[8] else case[5]) * case[6])),
     Question(
         "ex01.q3", "Falcon-7B: bytes per token in fp16", 10, "value", "falcon_7b_bytes_per_token",
         reference=lambda: _bpt(32, 4544, 71, 1, 64, 2),
@@ -137,7 +146,8 @@ QUESTIONS = [
                     "to 71."),
             Mistake("no_factor_2", lambda: _bpt(32, 4544, 71, 1, 64, 2) // 2, "K and V: the factor 2."),
         ],
-        hint="Read the config: multi_query, n_layer, hidden_size / n_head."),
+        hint="Read the config: multi_query, n_layer, hidden_size / n_head.",
+        cascade=Cascade("ex01.q1", probes=lambda: [(32, 4544, 71, 1, 64, 2)], combine=lambda case, v: v[0])),
     Question(
         "ex01.q4", "Gemma-7B: one 8192-token sequence in bf16, in GiB", 10, "value", "gemma_7b_cache_gib",
         reference=lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / GiB, rel_tol=1e-3,
@@ -148,7 +158,9 @@ QUESTIONS = [
                     "that is GB (1e9 bytes); the question asks for GiB (2**30 bytes)."),
             Mistake("no_factor_2", lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / 2 / GiB, "K and V: the factor 2."),
         ],
-        hint="bytes = 2 x layers x KV heads x head_dim x tokens x 2 bytes (bf16); then divide by 2**30."),
+        hint="bytes = 2 x layers x KV heads x head_dim x tokens x 2 bytes (bf16); then divide by 2**30.",
+        cascade=Cascade("ex01.q2", probes=lambda: [(28, 3072, 16, 16, 256, 8192, 1, 2)],
+                        combine=lambda case, v: v[0] / GiB)),
     Question(
         "ex01.q5", "largest batch under a memory budget", 15, "function", "max_batch",
         reference=_max_batch,
@@ -176,7 +188,10 @@ QUESTIONS = [
             Mistake("no_weights", lambda: _llama_batch(8, weights=0) - _llama_batch(32, weights=0),
                     "the weights (16.06e9 bytes) are in the same memory: subtract them first."),
         ],
-        hint="max_batch with 8 KV heads minus max_batch with 32 KV heads, same budget and weights."),
+        hint="max_batch with 8 KV heads minus max_batch with 32 KV heads, same budget and weights.",
+        cascade=Cascade("ex01.q5", probes=lambda: [(32, kv, 128, 8192, 2, 80 * GB, LLAMA_3_8B["weights_bytes"])
+                                                   for kv in (8, 32)],
+                        combine=lambda case, v: v[0] - v[1])),
     Question(
         "ex01.q7a", "design: how many KV heads", 10, "value", "design_n_kv_heads",
         reference=lambda: _design_options()[0],
@@ -184,7 +199,10 @@ QUESTIONS = [
                                                  "(better quality) in the same budget."),
                   Mistake("mqa", lambda: 1, "MQA fits, but a larger n_kv_heads also fits: keep as many KV heads as the "
                                             "budget allows.")],
-        hint="Try each divisor of 32 with each dtype; keep the largest n_kv_heads whose cache fits."),
+        hint="Try each divisor of 32 with each dtype; keep the largest n_kv_heads whose cache fits.",
+        cascade=Cascade("ex01.q2", probes=lambda: _design_probes(),
+                        combine=lambda case, v: max([kv for (_, _, _, kv, *_), size in zip(_design_probes(), v)
+                                                     if size <= DESIGN["kv_budget"]], default=None))),
     Question(
         "ex01.q7b", "design: cache dtype", 5, "choice", "design_cache_dtype",
         reference=lambda: _design_options()[1], choices=("fp16", "fp8"),
