@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from mqa_edu.grading.cli import main as grade_main
-from tests.test_grading import EXERCISE_NB, ROOT, add_cell, needs_sandbox, solution_nb, with_cell
+from tests.test_grading import AUTO, EXERCISE_NB, ROOT, add_cell, needs_sandbox, solution_nb, with_cell
 
 pytestmark = needs_sandbox
 
@@ -42,7 +42,7 @@ def _define_from(source):
 
 
 def attack(body: str, solved: bool = False):
-    """The blank exercise (honest score 0) or the solution (honest 100) with an attacking cell appended."""
+    """The blank exercise (honest score 0) or the solution (honest AUTO) with an attacking cell appended."""
     nb = solution_nb() if solved else nbformat.read(EXERCISE_NB, as_version=4)
     return add_cell(nb, body, at=len(nb.cells))
 
@@ -226,7 +226,7 @@ def test_one_row_per_submitted_file(batch):
 
 def test_no_attack_scores_above_honest_work(batch):
     results = batch[2]
-    assert results["honest_solution"]["total"] == 100
+    assert results["honest_solution"]["total"] == AUTO
     for name in ("ref_subprocess", "ref_second_python", "ref_ctypes", "ref_dir_fd", "ref_gc_hook", "read_classmate",
                  "history", "plant_startup", "forge_output", "forge_later", "forge_extract_garbage",
                  "forge_extract_fifo", "forge_extract_structure", "sibling_kernels", "write_grader", "network"):
@@ -238,7 +238,7 @@ def test_no_attack_scores_above_honest_work(batch):
 def test_attacks_change_no_other_row_and_no_file(batch):
     folder, out, results, _, before, _ = batch
     assert "nobody" not in results
-    assert results["honest_solution"]["total"] == 100 and results["honest_blank"]["status"] == "ok"
+    assert results["honest_solution"]["total"] == AUTO and results["honest_blank"]["status"] == "ok"
     assert tree_digest(ROOT) == before  # the grader's sources, the solutions, the reference: untouched
     for r in results.values():
         assert r["isolation"] == "bubblewrap"
@@ -251,35 +251,35 @@ def test_no_process_survives(batch):
 def test_secrets_of_the_grader_stay_outside(batch):
     text = json.dumps(batch[2]["env_secret"])
     assert SECRET not in text and "MQA_TEST_SECRET" not in text
-    assert batch[2]["env_secret"]["questions"]["ex01.q7c"]["messages"] == ["collected for the instructor"]
+    assert batch[2]["env_secret"]["questions"]["ex01.q7c"]["messages"][0].startswith("collected for the instructor")
 
 
 def test_a_killed_kernel_costs_only_its_own_row(batch):
     r = batch[2]["kill_grader"]
     assert r["status"] in ("kernel_died", "error", "ok") and r["total"] <= 100
-    assert batch[2]["honest_solution"]["total"] == 100
+    assert batch[2]["honest_solution"]["total"] == AUTO
 
 
 def test_one_bad_answer_costs_one_question(batch):
     r = batch[2]["bad_values"]
-    assert r["total"] == 100 - 10 - 10 - 15 - 10, r["questions"]
+    assert r["total"] == AUTO - 10 - 10 - 15 - 10, r["questions"]
     assert "digits" in " ".join(r["questions"]["ex01.q3"]["messages"])
     r = batch[2]["hanging_repr"]
-    assert r["total"] == 90 and "TimeoutError" in " ".join(r["questions"]["ex01.q8"]["messages"])
+    assert r["total"] == AUTO - 5 and "TimeoutError" in " ".join(r["questions"]["ex01.q8"]["messages"])
 
 
 def test_caps_hold_for_everything_written(batch):
     out = batch[1]
     r = batch[2]["huge_text"]
-    # q8 raises a 2 MB message (-10); the replaced design cell drops q7a and q7b (-15); the 20 MB text is capped
-    assert r["total"] == 75
+    # q8 raises a 2 MB message (-5); the replaced design cell drops q7a and q7b (-15); the 20 MB text is capped
+    assert r["total"] == AUTO - 5 - 15
     size = (out / "students" / "huge_text.json").stat().st_size
     assert size < 200_000, size
     assert len(r["free_text"]["ex01.q7c"]) < 25_000
 
 
 def test_nbformat3_is_upgraded_and_graded(batch):
-    assert batch[2]["nbformat3"]["total"] == 100
+    assert batch[2]["nbformat3"]["total"] == AUTO
 
 
 def test_file_names_become_safe_unique_ids(batch):
@@ -288,7 +288,7 @@ def test_file_names_become_safe_unique_ids(batch):
     assert not any(i in (".", "..") or i.startswith(".") or "/" in i for i in ids)
     for p in (out / "gradescope").iterdir():
         assert p.parent == out / "gradescope" and (p / "results.json").is_file()
-    assert sum(1 for i in ids if results[i]["total"] == 100) >= 6  # the odd names and the non-UTF-8 folder
+    assert sum(1 for i in ids if results[i]["total"] == AUTO) >= 6  # the odd names and the non-UTF-8 folder
 
 
 @pytest.mark.parametrize("name, words", [
@@ -300,7 +300,7 @@ def test_special_files_get_a_row_with_a_reason(batch, name, words):
 
 
 def test_a_link_inside_the_folder_is_graded(batch):
-    assert batch[2]["link_inside"]["total"] == 100
+    assert batch[2]["link_inside"]["total"] == AUTO
 
 
 def test_rerun_trusts_only_results_whose_hash_matches(batch, tmp_path):

@@ -18,6 +18,8 @@ from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.make_exercise import render, strip_solutions
 from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
 
+# points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
+AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
 SANDBOX_PROBLEM = sandbox_problem()
 # Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
 NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
@@ -138,11 +140,12 @@ def test_every_submission_has_a_row(graded):
 
 def test_solution_full_marks_renamed_too(graded):
     _, out, _, results = graded
-    assert results["solution"]["total"] == 100
-    assert results["renamed_solution__my_homework"]["total"] == 100
+    assert AUTO == 95
+    assert results["solution"]["total"] == AUTO
+    assert results["renamed_solution__my_homework"]["total"] == AUTO
     assert results["solution"]["free_text"]["ex01.q7c"].startswith("At 32k tokens")
     gs = json.loads((out / "gradescope" / "solution" / "results.json").read_text())
-    assert gs["score"] == 100 and sum(t["max_score"] for t in gs["tests"]) == 100
+    assert gs["score"] == AUTO and sum(t["max_score"] for t in gs["tests"]) == 100
 
 
 def test_planted_mistakes_score_partially_with_hints(graded):
@@ -150,7 +153,7 @@ def test_planted_mistakes_score_partially_with_hints(graded):
     q = r["questions"]
     # partial credit: a wrong max_batch can still be right on a hidden case whose weights are tiny next to a sequence
     assert q["ex01.q5"]["points"] <= 15 * 2 // 12 and q["ex01.q4"]["points"] == q["ex01.q6"]["points"] == 0
-    assert r["total"] == 100 - 15 - 10 - 10 + q["ex01.q5"]["points"]
+    assert r["total"] == AUTO - 15 - 10 - 10 + q["ex01.q5"]["points"]
     assert "weights take their share" in " ".join(q["ex01.q5"]["messages"])
     assert "GB (1e9 bytes)" in " ".join(q["ex01.q4"]["messages"])
     assert "ratio" in " ".join(q["ex01.q6"]["messages"])
@@ -171,10 +174,10 @@ def test_one_mistake_is_counted_once(graded):
 
 
 @pytest.mark.parametrize("name, lost, words", [
-    ("syntax_error", 10, "SyntaxError"),
-    ("exception", 10, "ZeroDivisionError"),
+    ("syntax_error", 5, "SyntaxError"),
+    ("exception", 5, "ZeroDivisionError"),
     ("loop_in_cell", 0, ""),
-    ("loop_in_function", 10, "TimeoutError"),
+    ("loop_in_function", 5, "TimeoutError"),
     ("memory_hog", 0, "MemoryError"),
     ("giant_output", 0, "output past"),
     ("misnamed", 25, "rename it to 'max_batch'"),  # Q6 calls max_batch, so it fails too
@@ -183,7 +186,7 @@ def test_one_mistake_is_counted_once(graded):
 ])
 def test_bad_code_costs_only_its_question(graded, name, lost, words):
     r = graded[3][name]
-    assert r["total"] == 100 - lost, messages(r)
+    assert r["total"] == AUTO - lost, messages(r)
     assert words in messages(r)
 
 
@@ -225,7 +228,7 @@ def test_rerun_skips_and_force_is_deterministic(graded, capsys):
     one = subs / "wrong_type.ipynb"  # right or wrong on every input: the same score for any draw
     assert grade_main([str(one), "--out", str(out / "again"), "--force", "--no-progress", *NO_SANDBOX]) == 0
     again = json.loads((out / "again" / "students" / "wrong_type.json").read_text())
-    assert again["total"] == results["wrong_type"]["total"] == 90
+    assert again["total"] == results["wrong_type"]["total"] == AUTO - 10
     assert again["seed"] != results["wrong_type"]["seed"]  # fresh hidden inputs, same score
 
 
@@ -469,3 +472,47 @@ def test_student_release_passes_its_own_tests_and_checks_work(student_release):
     res = subprocess.run([sys.executable, "-m", "mqa_edu.grading.cli", "exercises", "--out", "g", "--no-progress"],
                          cwd=out, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "grade from the instructor's full copy" in res.stderr
+
+
+# ---------------------------------------------------------------- free text: exported with the rubric, marks merged
+def test_free_text_is_exported_with_its_rubric_and_marks_merge_back(graded, tmp_path):
+    import csv
+    import shutil
+    from mqa_edu.grading.marks import main as marks_main
+    _, out, _, results = graded
+    work = tmp_path / "grades"
+    shutil.copytree(out, work)
+    with open(work / "free_text.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(results)  # one free-text question, one row per graded submission
+    sol = next(r for r in rows if r["submission"] == "solution")
+    assert sol["answer"].startswith("At 32k tokens") and "8 GiB in fp16" in sol["rubric"] and sol["points"] == ""
+    before = (work / "grades.csv").read_text()
+    marks = tmp_path / "marks.csv"
+    bad = [dict(sol, points="7"), dict(sol, submission="nobody", points="1"), dict(sol, question="ex01.q1",
+                                                                                   points="1")]
+    with open(marks, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(sol))
+        w.writeheader()
+        w.writerows(bad)
+    with pytest.raises(SystemExit) as err:
+        marks_main([str(work), str(marks)])
+    assert "line 2" in str(err.value) and "0 to 5" in str(err.value) and "nobody" in str(err.value)
+    assert "free-text questions ['ex01.q7c']" in str(err.value)
+    assert (work / "grades.csv").read_text() == before  # a rejected merge changes nothing
+    with open(marks, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(sol))
+        w.writeheader()
+        w.writerow(dict(sol, points="4", comment="names the trade-off; no cost of retraining"))
+    assert marks_main([str(work), str(marks)]) == 0
+    r = json.loads((work / "students" / "solution.json").read_text())
+    assert r["total"] == AUTO + 4 and r["questions"]["ex01.q7c"]["points"] == 4
+    assert "no cost of retraining" in " ".join(r["questions"]["ex01.q7c"]["messages"])
+    gs = json.loads((work / "gradescope" / "solution" / "results.json").read_text())
+    assert gs["score"] == AUTO + 4
+    with open(work / "grades.csv", newline="", encoding="utf-8") as fh:
+        by_id = {row["submission"]: row for row in csv.DictReader(fh)}
+    assert int(by_id["solution"]["total"]) == AUTO + 4 and by_id["solution"]["ex01.q7c"] == "4"
+    assert len(by_id) == len(before.strip().splitlines()) - 1
+    with open(work / "free_text.csv", newline="", encoding="utf-8") as fh:  # the marks show in the next export
+        assert next(r for r in csv.DictReader(fh) if r["submission"] == "solution")["points"] == "4"

@@ -65,6 +65,7 @@ class Question:
     choices: tuple = ()  # for kind "choice"
     hint: str = ""  # shown when the answer is wrong and no known mistake matches
     cascade: Cascade | None = None  # graded only: how this answer builds on an earlier one
+    rubric: str = ""  # kind "text": how the instructor marks it (exported with the answers by mqa-grade)
 
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases

@@ -184,7 +184,8 @@ def _score_question(q, got, cases, status, exercise):
     elif q.kind == "text":
         value = got["results"][0]["value"] if got["results"] else None
         text = cap(value, TEXT_LIMIT) if isinstance(value, str) else None
-        lines.append("collected for the instructor" if text is not None else "no text given")
+        lines.append(("collected for the instructor" + (f" (marked by hand, {q.points} points)" if q.points else ""))
+                     if text is not None else "no text given")
     else:
         results = got["results"]
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
@@ -298,13 +299,13 @@ def load_result(path: Path):
     return r if isinstance(r, dict) and all(k in r for k in needed) else None
 
 
-def write_csv(out: Path, exercise, subs: list[Submission], isolation: str):
-    """grades.csv: exactly one row per submitted file, from the result filed under its id for its current hash."""
-    rows, missing = [], 0
-    for sub in subs:
-        r = load_result(out / "students" / f"{sub.sid}.json")
-        if r is None or r.get("sha256") != getattr(sub, "digest", None):
-            missing += 1
+def write_csv(out: Path, exercise, entries, isolation: str):
+    """grades.csv: exactly one row per submitted file, from the result filed under its id for its current hash.
+    ``entries``: (id, sha256 or a prefix of it) per submitted file."""
+    rows = []
+    for sid, digest in entries:
+        r = load_result(out / "students" / f"{sid}.json")
+        if r is None or not digest or not str(r.get("sha256", "")).startswith(digest):
             continue
         rows.append([r["submission"], _printable(str(r["file"])), r["status"],
                      *[r["questions"].get(q.qid, {}).get("points", 0) for q in exercise.questions], r["total"],
@@ -318,7 +319,33 @@ def write_csv(out: Path, exercise, subs: list[Submission], isolation: str):
         w.writerow(header)
         w.writerows(rows)
     os.replace(tmp, out / "grades.csv")
+    write_free_text(out, exercise, [sid for sid, digest in entries if digest])
     return len(rows)
+
+
+FREE_TEXT_COLUMNS = ["submission", "question", "max_points", "points", "comment", "answer", "rubric"]
+
+
+def write_free_text(out: Path, exercise, ids):
+    """free_text.csv: every free-text answer with its rubric, one row per submission and question, for the instructor
+    to fill in ``points`` (and ``comment``) and merge back with ``mqa-grade-marks``. Marks already merged are kept."""
+    texts = [q for q in exercise.questions if q.kind == "text"]
+    rows = []
+    for sid in ids:
+        r = load_result(out / "students" / f"{sid}.json")
+        if r is None:
+            continue
+        for q in texts:
+            mark = (r.get("marks") or {}).get(q.qid, {})
+            answer = (r.get("free_text") or {}).get(q.qid)
+            rows.append([sid, q.qid, q.points, mark.get("points", ""), mark.get("comment", ""),
+                         "" if answer is None else answer, q.rubric])
+    tmp = out / "free_text.csv.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(FREE_TEXT_COLUMNS)
+        w.writerows(rows)
+    os.replace(tmp, out / "free_text.csv")
 
 
 def _digest(path: Path) -> str:
@@ -385,7 +412,8 @@ def main(argv=None):
             result, sub.digest = not_graded(sub, exercise), f"not-graded:{sub.problem}"
         else:
             result = grade_one(sub.path, exercise, args, seed)
-        result.update(submission=sub.sid, file=_printable(sub.label), sha256=sub.digest, seed=seed,
+        result.update(submission=sub.sid, exercise=exercise.name, file=_printable(sub.label), sha256=sub.digest,
+                      seed=seed,
                       grader_version=GRADER_VERSION, isolation=isolation,
                       wall_seconds=round(time.perf_counter() - t0, 2))
         _atomic_write(out / "gradescope" / sub.sid / "results.json", json.dumps(gradescope(result, exercise),
@@ -406,14 +434,14 @@ def main(argv=None):
                     bar.update(1)
                     bar.set_postfix_str(f"{sid}: {result['total']}/{result['max']} {result['status']}")
     except KeyboardInterrupt:
-        n = write_csv(out, exercise, subs, isolation)
+        n = write_csv(out, exercise, [(s.sid, s.digest) for s in subs], isolation)
         print(f"\ninterrupted: {n} graded submission(s) kept in {out / 'grades.csv'}", file=sys.stderr)
         return 130
     finally:
         if bar:
             bar.close()
-    n = write_csv(out, exercise, subs, isolation)
-    print(f"wrote {out / 'grades.csv'} ({n} rows)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
+    n = write_csv(out, exercise, [(s.sid, s.digest) for s in subs], isolation)
+    print(f"wrote {out / 'grades.csv'} ({n} rows) and {out / 'free_text.csv'} (answers to mark, with the rubric)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
     return 0
 
 

@@ -209,9 +209,14 @@ QUESTIONS = [
         mistakes=[Mistake("fp16", lambda: "fp16", "fp16 fits only with fewer KV heads; with the n_kv_heads you chose "
                                                   "in 7a, fp8 is what fits.")],
         hint="Which dtype lets the n_kv_heads of question 7a fit?"),
-    Question("ex01.q7c", "design: justification (read by your instructor)", 0, "text", "design_justification"),
+    Question("ex01.q7c", "design: justification (marked by your instructor)", 5, "text", "design_justification",
+             rubric="5 points in all. 2: the bytes per KV head at this size (8 GiB in fp16, 4 GiB in fp8) and why fp16 "
+                    "allows 2 KV heads and fp8 allows 4. 2: the trade-off named: fewer KV heads cost quality (Ainslie "
+                    "et al. 2023; notebook 03), fp8 costs precision in K and V; halving the bytes per number is the "
+                    "smaller loss here. 1: what it costs to get there (retraining or uptraining for the new "
+                    "n_kv_heads, checking quality after). No points for restating the numbers of 7a/7b alone."),
     Question(
-        "ex01.q8", "concept: which statement is true?", 10, "choice", "concept_choice",
+        "ex01.q8", "concept: which statement is true?", 5, "choice", "concept_choice",
         reference=lambda: "b", choices=("a", "b", "c", "d"),
         mistakes=[
             Mistake("a", lambda: "a", "GQA shares K/V heads; every query head still scores every key, so the score "

@@ -1,0 +1,90 @@
+"""mqa-grade-marks: merge the instructor's marks for free-text answers back into a graded folder.
+
+    mqa-grade submissions/ --out grades/          # writes grades/free_text.csv: answers, rubric, empty points
+    (fill in the points and comment columns)
+    mqa-grade-marks grades/ grades/free_text.csv  # updates students/*.json, gradescope/*/results.json, grades.csv
+
+Every row is checked first (known submission, a free-text question of its exercise, points a number from 0 to the
+question's maximum); if any row is wrong, nothing is changed and each bad row is named. Rows whose points are empty
+are skipped. Marks live in each student's result, so re-running mqa-grade (without --force) keeps them.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from .cli import _atomic_write, cap, gradescope, load_exercise, load_result, write_csv
+
+
+def read_marks(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    if rows and not {"submission", "question", "points"} <= set(rows[0]):
+        raise SystemExit(f"{path}: needs the columns submission, question and points (as free_text.csv has)")
+    return rows
+
+
+def merge(out: Path, marks_csv: Path) -> int:
+    students = out / "students"
+    results, problems, updates = {}, [], []
+    for n, row in enumerate(read_marks(marks_csv), start=2):  # line 1 is the header
+        sid, qid, raw = (row.get("submission") or "").strip(), (row.get("question") or "").strip(), \
+            (row.get("points") or "").strip()
+        if not raw:
+            continue
+        r = results.get(sid) or load_result(students / f"{sid}.json")
+        if r is None:
+            problems.append(f"line {n}: no graded submission {sid!r} in {students}")
+            continue
+        results[sid] = r
+        exercise = load_exercise(r.get("exercise", "ex01_cache_sizing"))
+        texts = {q.qid: q for q in exercise.questions if q.kind == "text"}
+        if qid not in texts:
+            problems.append(f"line {n}: question must be one of the free-text questions {sorted(texts)}, got {qid!r}")
+            continue
+        try:
+            points = float(raw)
+        except ValueError:
+            problems.append(f"line {n}: points must be a number from 0 to {texts[qid].points}, got {raw!r}")
+            continue
+        if not 0 <= points <= texts[qid].points:
+            problems.append(f"line {n}: points must be from 0 to {texts[qid].points} for {qid}, got {raw}")
+            continue
+        updates.append((sid, qid, int(points) if points.is_integer() else points, cap(row.get("comment") or "")))
+    if problems:
+        raise SystemExit("no marks were merged; fix these rows first:\n  " + "\n  ".join(problems))
+    for sid, qid, points, comment in updates:
+        r = results[sid]
+        r.setdefault("marks", {})[qid] = {"points": points, "comment": comment}
+        q = r["questions"][qid]
+        q["points"] = points
+        q["messages"] = [f"marked by your instructor: {points}/{q['max']}"] + ([comment] if comment else [])
+        r["total"] = sum(v["points"] for v in r["questions"].values())
+    for sid in {u[0] for u in updates}:
+        r = results[sid]
+        exercise = load_exercise(r.get("exercise", "ex01_cache_sizing"))
+        _atomic_write(out / "gradescope" / sid / "results.json", json.dumps(gradescope(r, exercise), indent=1))
+        _atomic_write(students / f"{sid}.json", json.dumps(r, indent=1))
+    if updates:  # the rows of grades.csv, in their order, each with its result's current marks
+        exercise = load_exercise(results[updates[0][0]].get("exercise", "ex01_cache_sizing"))
+        with open(out / "grades.csv", newline="", encoding="utf-8") as fh:
+            entries = [(row["submission"], row["sha256"]) for row in csv.DictReader(fh)]
+        write_csv(out, exercise, entries, isolation="")
+    return len(updates)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="mqa-grade-marks", description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="the folder mqa-grade wrote (its --out)")
+    ap.add_argument("marks", type=Path, help="free_text.csv with the points (and comment) columns filled in")
+    a = ap.parse_args(argv)
+    n = merge(a.out, a.marks)
+    print(f"merged {n} mark(s) into {a.out / 'students'}, {a.out / 'gradescope'} and {a.out / 'grades.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
