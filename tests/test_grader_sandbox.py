@@ -132,6 +132,11 @@ def build(folder: Path, out: Path):
         "write_grader": attack("import glob\nfor p in glob.glob('/work/**/mqa_edu/grading/*.py', recursive=True) + "
                                f"[{str(ROOT / 'mqa_edu' / 'grading' / 'cli.py')!r}]:\n    try:\n"
                                "        open(p, 'a').write('\\n# pwned\\n')\n    except Exception:\n        pass"),
+        "many_processes": attack(f"import subprocess\nprocs = []\ntry:\n    for i in range(400):\n"
+                                 f"        procs.append(subprocess.Popen(['sleep', '{MARKER}']))\n"
+                                 "except OSError:\n    pass\n"
+                                 "def design_justification():\n"
+                                 "    return f'started {len(procs)} processes before the limit stopped me'"),
         "network": attack("import socket\ns = socket.create_connection(('1.1.1.1', 80), timeout=2)"),
         # --- one bad answer costs one question
         "bad_values": with_cell(with_cell(with_cell(with_cell(
@@ -314,3 +319,19 @@ def test_rerun_trusts_only_results_whose_hash_matches(batch, tmp_path):
     assert grade_main(argv) == 0
     again = json.loads(student.read_text())
     assert again["total"] == 0 and again["sha256"] != "0" * 64
+
+
+def cgroups_writable() -> bool:
+    from mqa_edu.grading.limited_kernel import cgroup_dirs
+    return all(os.access(os.path.dirname(path), os.W_OK) for path, _ in cgroup_dirs("probe"))
+
+
+def test_processes_are_capped_where_cgroups_allow(batch):
+    text = batch[2]["many_processes"]["free_text"]["ex01.q7c"]
+    started = int(text.split()[1])
+    if cgroups_writable():
+        from mqa_edu.grading.limited_kernel import MAX_PROCESSES
+        assert started < MAX_PROCESSES, text
+    else:  # an ordinary user without a delegated cgroup: bounded by the timeouts only (see the README)
+        assert started <= 400
+    assert survivors() == []

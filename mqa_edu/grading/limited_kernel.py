@@ -14,26 +14,45 @@ FILE_SIZE_LIMIT = 256 * 2**20  # no submission needs to write a bigger file
 MAX_PROCESSES = 256
 
 
-def join_cgroup(name: str, memory_mb: int) -> bool:
-    """Put this process into a fresh cgroup capped at MAX_PROCESSES processes and memory_mb of memory (v2, or v1's
-    pids and memory controllers). False where cgroups cannot be written (not root, or no delegation)."""
-    pid = str(os.getpid())
-    done = False
-    root = "/sys/fs/cgroup"
-    targets = []
+def own_cgroups() -> dict:
+    """controller (or "" for cgroup v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    found = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                for c in controllers.split(",") if controllers else [""]:
+                    found[c] = path
+    except OSError:
+        pass
+    return found
+
+
+def cgroup_dirs(name: str) -> list:
+    """Where the submission's cgroups go: children of the grader's own cgroups (never beside them, which would take
+    the kernel out of whatever limits the grader itself runs under)."""
+    root, own = "/sys/fs/cgroup", own_cgroups()
     if os.path.exists(f"{root}/cgroup.controllers"):  # cgroup v2
-        targets.append((f"{root}/{name}", {"pids.max": MAX_PROCESSES, "memory.max": memory_mb * 2**20}))
-    else:
-        targets += [(f"{root}/pids/{name}", {"pids.max": MAX_PROCESSES}),
-                    (f"{root}/memory/{name}", {"memory.limit_in_bytes": memory_mb * 2**20})]
-    for path, limits in targets:
+        return [(f"{root}{own.get('', '/').rstrip('/')}/{name}", {"pids.max": MAX_PROCESSES})]
+    return [(f"{root}/pids{own.get('pids', '/').rstrip('/')}/{name}", {"pids.max": MAX_PROCESSES}),
+            (f"{root}/memory{own.get('memory', '/').rstrip('/')}/{name}", {})]
+
+
+def join_cgroup(name: str, memory_mb: int) -> bool:
+    """Put this process into fresh cgroups capped at MAX_PROCESSES processes and memory_mb of memory. False where
+    cgroups cannot be written (not root, no delegation): then the address-space limit and the timeouts remain."""
+    done = False
+    for path, limits in cgroup_dirs(name):
+        limits = dict(limits)
+        limits["memory.max" if "/memory" not in path else "memory.limit_in_bytes"] = memory_mb * 2**20
         try:
             os.makedirs(path, exist_ok=True)
             for key, value in limits.items():
-                with open(f"{path}/{key}", "w") as f:
-                    f.write(str(value))
+                if os.path.exists(f"{path}/{key}"):
+                    with open(f"{path}/{key}", "w") as f:
+                        f.write(str(value))
             with open(f"{path}/cgroup.procs", "w") as f:
-                f.write(pid)
+                f.write(str(os.getpid()))
             done = True
         except OSError:
             continue

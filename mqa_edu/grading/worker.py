@@ -234,7 +234,10 @@ def read_answers(path: Path, limit: int):
 
 
 def remove_cgroup(name: str):
-    for path in (f"/sys/fs/cgroup/{name}", f"/sys/fs/cgroup/pids/{name}", f"/sys/fs/cgroup/memory/{name}"):
+    """Remove the submission's (now empty) cgroups; where they were never made, nothing happens."""
+    from .limited_kernel import cgroup_dirs
+
+    for path, _ in cgroup_dirs(name):
         for _ in range(50):  # the processes need a moment to be reaped after the kernel is killed
             try:
                 os.rmdir(path)
