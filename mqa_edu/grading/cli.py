@@ -313,12 +313,7 @@ def write_csv(out: Path, exercise, entries, isolation: str):
                      cap(" | ".join(map(str, r["messages"])), 300)])
     header = ["submission", "file", "status", *[q.qid for q in exercise.questions], "total", "max", "seed", "sha256",
               "isolation", "messages"]
-    tmp = out / "grades.csv.tmp"
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
-    os.replace(tmp, out / "grades.csv")
+    _write_table(out / "grades.csv", header, rows)
     write_free_text(out, exercise, [sid for sid, digest in entries if digest])
     return len(rows)
 
@@ -340,12 +335,17 @@ def write_free_text(out: Path, exercise, ids):
             answer = (r.get("free_text") or {}).get(q.qid)
             rows.append([sid, q.qid, q.points, mark.get("points", ""), mark.get("comment", ""),
                          "" if answer is None else answer, q.rubric])
-    tmp = out / "free_text.csv.tmp"
+    _write_table(out / "free_text.csv", FREE_TEXT_COLUMNS, rows)
+
+
+def _write_table(path: Path, header, rows):
+    """A CSV written whole or not at all (a reader never sees half a file)."""
+    tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(FREE_TEXT_COLUMNS)
+        w.writerow(header)
         w.writerows(rows)
-    os.replace(tmp, out / "free_text.csv")
+    os.replace(tmp, path)
 
 
 def _digest(path: Path) -> str:

@@ -71,17 +71,18 @@ def sync_public(check: bool) -> list[str]:
     from ..checks.public import PUBLIC_DIR
     from .cli import EXERCISES
 
-    stale = []
-    for name in sorted(EXERCISES):
-        path, text = PUBLIC_DIR / f"{name}.json", render_public(name)
-        if check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path}")
-    return stale
+    return [str(p) for name in sorted(EXERCISES)
+            if not _sync(p := PUBLIC_DIR / f"{name}.json", render_public(name), check)]
+
+
+def _sync(path: Path, text: str, check: bool) -> bool:
+    """Write ``text`` to ``path`` (check: only compare). True when the file is (now) up to date."""
+    if check:
+        return path.exists() and path.read_text() == text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path}")
+    return True
 
 
 def main(argv=None):
@@ -92,16 +93,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     pairs = ([(s, a.exercise / s.name) for s in sorted(a.solution.glob("*.ipynb"))] if a.solution.is_dir()
              else [(a.solution, a.exercise)])
-    stale = []
-    for sol, ex in pairs:
-        text = render(sol)
-        if a.check:
-            if not ex.exists() or ex.read_text() != text:
-                stale.append(str(ex))
-        else:
-            ex.parent.mkdir(parents=True, exist_ok=True)
-            ex.write_text(text)
-            print(f"wrote {ex}")
+    stale = [str(ex) for sol, ex in pairs if not _sync(ex, render(sol), a.check)]
     stale += sync_public(a.check)
     if stale:
         print("out of date with solutions/ or the exercise definitions: " + ", ".join(stale)
