@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -335,3 +337,19 @@ def test_processes_are_capped_where_cgroups_allow(batch):
     else:  # an ordinary user without a delegated cgroup: bounded by the timeouts only (see the README)
         assert started <= 400
     assert survivors() == []
+
+
+def test_the_sandbox_works_wherever_the_course_lives(tmp_path):
+    """The sandbox mounts an empty /tmp and /home; a course (and its environment) under /tmp or /home must still be
+    visible inside it. A clean clone under /tmp, graded by its own copy of the grader, gives the solution its points."""
+    from mqa_edu.grading.release import course_files
+    clone = tmp_path / "course"
+    for f in course_files():
+        (clone / f).parent.mkdir(parents=True, exist_ok=True)
+        (clone / f).write_bytes((ROOT / f).read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+    res = subprocess.run([sys.executable, "-m", "mqa_edu.grading.cli", "solutions", "--out", str(tmp_path / "g"),
+                          "--no-progress"], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads((tmp_path / "g" / "students" / "ex01_cache_sizing.json").read_text())
+    assert r["total"] == AUTO and r["isolation"] == "bubblewrap", r["messages"]

@@ -79,27 +79,33 @@ def _python_binds() -> list[str]:
     return args
 
 
-def command(inner: list[str], workdir: Path, hidden_files=(), hidden_dirs=()) -> list[str]:
-    """The bubblewrap command line that runs ``inner`` (the kernel) in a sandbox around ``workdir``."""
+def command(inner: list[str], workdir: Path, hidden=()) -> list[str]:
+    """The bubblewrap command line that runs ``inner`` (the kernel) in a sandbox around ``workdir``. ``hidden``: files
+    and folders of the package the kernel must not see (they appear empty); anything outside the package, the Python
+    installation and /usr is not there at all."""
     workdir = Path(workdir).resolve()
+    home = "/home/student"
+    # The empty /tmp and /home come first: a later mount over them would hide anything bound below them before (the
+    # course itself may live under /tmp or /home).
     args = [bwrap_path() or "bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+            "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", home,
             *_system_binds(), *_python_binds(),
             "--ro-bind", str(PACKAGE_DIR), str(PACKAGE_DIR)]
-    for d in (GRADING_DIR, *hidden_dirs):  # present as empty read-only folders
-        d = str(Path(d).resolve())
-        args += ["--tmpfs", d, "--remount-ro", d]
-    for f in hidden_files:  # present as empty files
-        f = Path(f).resolve()
-        if f.is_file():
-            args += ["--ro-bind", "/dev/null", str(f)]
-    home = "/home/student"
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", home,
-             "--bind", str(workdir), str(workdir), "--chdir", str(workdir / "work"),
+    for path in (GRADING_DIR, *map(Path, hidden)):
+        path = path.resolve()
+        if path.is_dir():  # present as an empty read-only folder
+            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        elif path.is_file():  # present as an empty file
+            args += ["--ro-bind", "/dev/null", str(path)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(workdir), str(workdir), "--chdir", str(workdir / "work"),
              "--clearenv"]
     env = {"HOME": home, "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
-           "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+           "PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
            "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "JUPYTER_CONFIG_DIR": "/tmp/jupyter-config",
-           "PYTHONDONTWRITEBYTECODE": "1", "MQA_EDU_GRADING": "1", "OMP_NUM_THREADS": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", "MQA_EDU_GRADING": "1", "OMP_NUM_THREADS": "1",
+           # the kernel imports the very package the grader runs (only its public files are mounted)
+           "PYTHONPATH": str(PACKAGE_DIR.parent)}
     for k, v in env.items():
         args += ["--setenv", k, v]
     return [*args, "--", *inner]

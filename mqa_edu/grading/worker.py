@@ -57,7 +57,7 @@ class LimitedKernelManager(AsyncKernelManager):
         cmd = super().format_kernel_cmd(extra_arguments)  # [python, -m, ipykernel_launcher, -f, file]
         kernel = [sys.executable, *cmd[1:]]
         if self.sandboxed:
-            kernel = sandbox.command(kernel, Path(self.workdir), hidden_files=self.hidden_files)
+            kernel = sandbox.command(kernel, Path(self.workdir), hidden=self.hidden_files)
         limits = [sys.executable, "-m", "mqa_edu.grading.limited_kernel", str(self.memory_mb)]
         if self.cgroup:
             limits += ["--cgroup", self.cgroup]
