@@ -28,27 +28,25 @@ def own_cgroups() -> dict:
     return found
 
 
-def cgroup_dirs(name: str) -> list:
-    """Where the submission's cgroups go: children of the grader's own cgroups (never beside them, which would take
-    the kernel out of whatever limits the grader itself runs under)."""
-    root, own = "/sys/fs/cgroup", own_cgroups()
-    if os.path.exists(f"{root}/cgroup.controllers"):  # cgroup v2
-        return [(f"{root}{own.get('', '/').rstrip('/')}/{name}", {"pids.max": MAX_PROCESSES})]
+def cgroup_dirs(name: str, memory_mb: int = 0) -> list:
+    """(folder, limits) of the submission's cgroups: children of the grader's own cgroups (never beside them, which
+    would take the kernel out of whatever limits the grader itself runs under)."""
+    root, own, memory = "/sys/fs/cgroup", own_cgroups(), memory_mb * 2**20
+    if os.path.exists(f"{root}/cgroup.controllers"):  # cgroup v2: one hierarchy for both limits
+        return [(f"{root}{own.get('', '/').rstrip('/')}/{name}", {"pids.max": MAX_PROCESSES, "memory.max": memory})]
     return [(f"{root}/pids{own.get('pids', '/').rstrip('/')}/{name}", {"pids.max": MAX_PROCESSES}),
-            (f"{root}/memory{own.get('memory', '/').rstrip('/')}/{name}", {})]
+            (f"{root}/memory{own.get('memory', '/').rstrip('/')}/{name}", {"memory.limit_in_bytes": memory})]
 
 
 def join_cgroup(name: str, memory_mb: int) -> bool:
     """Put this process into fresh cgroups capped at MAX_PROCESSES processes and memory_mb of memory. False where
     cgroups cannot be written (not root, no delegation): then the address-space limit and the timeouts remain."""
     done = False
-    for path, limits in cgroup_dirs(name):
-        limits = dict(limits)
-        limits["memory.max" if "/memory" not in path else "memory.limit_in_bytes"] = memory_mb * 2**20
+    for path, limits in cgroup_dirs(name, memory_mb):
         try:
             os.makedirs(path, exist_ok=True)
             for key, value in limits.items():
-                if os.path.exists(f"{path}/{key}"):
+                if os.path.exists(f"{path}/{key}"):  # a controller this hierarchy lacks is skipped
                     with open(f"{path}/{key}", "w") as f:
                         f.write(str(value))
             with open(f"{path}/cgroup.procs", "w") as f:

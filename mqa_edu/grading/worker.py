@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import sys
 import threading
 import time
@@ -214,8 +215,6 @@ def read_answers(path: Path, limit: int):
         return None, f"the answers could not be read back ({type(exc).__name__})"
     try:
         st = os.fstat(fd)
-        import stat
-
         if not stat.S_ISREG(st.st_mode):
             return None, "the answers could not be read back: the result is not a regular file (the notebook " \
                          "interfered with it)"
