@@ -1,11 +1,13 @@
-"""Weights between the course's Transformer and Hugging Face's LlamaForCausalLM (same names, same layout).
+"""Converting weights. Between the course's Transformer and Hugging Face's LlamaForCausalLM (same names, same
+layout), and from a trained multi-head model to GQA/MQA by pooling its K/V heads (notebook 09).
 
-transformers is imported only inside these functions: it is a test/benchmark dependency, not the course's.
+transformers is imported only inside the Hugging Face functions: it is a test/benchmark dependency, not the course's.
 """
 from __future__ import annotations
 
 import torch
 
+from .heads import HeadConfig
 from .model import ModelConfig, Transformer
 
 
@@ -52,3 +54,193 @@ def from_hf_llama(hf) -> Transformer:
     for name, p in model.named_parameters():
         p.copy_(hf_params[_hf_name(name)])
     return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MHA -> GQA / MQA (notebook 09): pool each group's K/V heads into one (Ainslie et al. 2023, "GQA", section 2.1)
+# ---------------------------------------------------------------------------------------------------------------
+POOLING = ("mean", "first", "random")
+
+
+def contiguous_groups(n_heads: int, n_kv_heads: int) -> list[list[int]]:
+    """The grouping GQA uses by default: KV head j serves query heads j*group_size .. (j+1)*group_size - 1."""
+    check_divisor(n_heads, n_kv_heads)
+    g = n_heads // n_kv_heads
+    return [list(range(j * g, (j + 1) * g)) for j in range(n_kv_heads)]
+
+
+def check_divisor(n_heads: int, n_kv_heads) -> int:
+    """n_kv_heads, checked to divide n_heads (the one check, :class:`mqa_edu.heads.HeadConfig`'s)."""
+    return HeadConfig(n_heads, n_heads, n_kv_heads, 1).n_kv_heads
+
+
+def check_groups(groups, n_heads: int, n_kv_heads: int) -> list[list[int]]:
+    """Groups must partition the query heads 0..n_heads-1 into n_kv_heads groups of group_size each."""
+    check_divisor(n_heads, n_kv_heads)
+    g = n_heads // n_kv_heads
+    try:
+        groups = [[int(h) for h in grp] for grp in groups]
+    except TypeError:
+        raise TypeError(f"groups must be a list of n_kv_heads={n_kv_heads} lists of head indices") from None
+    if len(groups) != n_kv_heads or any(len(grp) != g for grp in groups):
+        raise ValueError(f"groups must be n_kv_heads={n_kv_heads} groups of group_size={g} heads each, got sizes "
+                         f"{[len(grp) for grp in groups]}")
+    if sorted(h for grp in groups for h in grp) != list(range(n_heads)):
+        raise ValueError(f"groups must use every head 0..{n_heads - 1} exactly once, got {groups}")
+    return groups
+
+
+def _source_is_mha(model: Transformer, what: str):
+    if model.cfg.n_kv_heads != model.cfg.n_heads:
+        raise ValueError(f"{what} needs a multi-head model (n_kv_heads == n_heads={model.cfg.n_heads}), got "
+                         f"n_kv_heads={model.cfg.n_kv_heads}; expand it first with repeat_kv_heads()")
+
+
+def _copy(model: Transformer, **changes) -> Transformer:
+    from dataclasses import replace
+
+    dtype = model.embed_tokens.weight.dtype
+    new = Transformer(replace(model.cfg, **changes), device=model.device, dtype=dtype)
+    return new.train(model.training)
+
+
+@torch.no_grad()
+def permute_heads(model: Transformer, perms) -> Transformer:
+    """A copy of an MHA model whose heads are reordered in each layer: new head i is old head perm[i]. Each head
+    keeps its own Q, K, V and its slice of the output projection, so the model computes the same function
+    (the output projection only adds the same terms in another order)."""
+    _source_is_mha(model, "permute_heads")
+    c = model.cfg
+    if len(perms) != c.n_layers:
+        raise ValueError(f"perms must hold one permutation per layer (n_layers={c.n_layers}), got {len(perms)}")
+    new = _copy(model)
+    new.load_state_dict(model.state_dict())
+    for layer, perm in zip(new.layers, perms):
+        perm = check_groups([perm], c.n_heads, 1)[0]
+        rows = torch.tensor(perm, device=model.device)[:, None] * c.head_dim + torch.arange(c.head_dim,
+                                                                                              device=model.device)
+        rows = rows.flatten()
+        a = layer.self_attn
+        for lin in (a.q_proj, a.k_proj, a.v_proj):
+            lin.weight.copy_(lin.weight[rows])
+            if lin.bias is not None:
+                lin.bias.copy_(lin.bias[rows])
+        a.o_proj.weight.copy_(a.o_proj.weight[:, rows])
+    return new
+
+
+def inverse_permutation(perm) -> list[int]:
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[int(p)] = i
+    return inv
+
+
+@torch.no_grad()
+def repeat_kv_heads(model: Transformer) -> Transformer:
+    """A GQA/MQA model written as the MHA model that computes exactly the same thing: each KV head copied for every
+    query head of its group (what repeat_interleave does at run time, done once to the weights)."""
+    c = model.cfg
+    new = _copy(model, n_kv_heads=c.n_heads)
+    state = model.state_dict()
+    for key in list(state):
+        if key.endswith(("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")):
+            w = state[key].reshape(c.n_kv_heads, c.head_dim, *state[key].shape[1:])
+            state[key] = w.repeat_interleave(c.n_heads // c.n_kv_heads, dim=0).reshape(c.n_heads * c.head_dim,
+                                                                                        *state[key].shape[1:])
+    new.load_state_dict(state)
+    return new
+
+
+@torch.no_grad()
+def to_grouped(model: Transformer, n_kv_heads: int, pooling: str = "mean", groups=None, seed: int = 0) -> Transformer:
+    """Convert a trained MHA model into one with ``n_kv_heads`` K/V heads.
+
+    pooling: "mean" averages the K and V projections of the heads in each group (Ainslie et al. 2023); "first" keeps
+    the first head of each group; "random" starts the K/V projections afresh (the model's own init, from ``seed``).
+    groups: one grouping for every layer, or a list of groupings (one per layer); each is n_kv_heads lists of
+    query heads. Default: contiguous groups. A non-contiguous grouping first permutes the heads (an exact
+    re-ordering, :func:`permute_heads`) so that each group is contiguous, then pools.
+    Query and output projections are kept as they are.
+    """
+    if pooling not in POOLING:
+        raise ValueError(f"pooling must be one of {list(POOLING)}, got {pooling!r}")
+    _source_is_mha(model, "to_grouped")
+    c = model.cfg
+    n_kv_heads = check_divisor(c.n_heads, n_kv_heads)
+    if groups is None:
+        groups = contiguous_groups(c.n_heads, n_kv_heads)
+    per_layer = groups if groups and isinstance(groups[0][0], (list, tuple)) else [groups] * c.n_layers
+    if len(per_layer) != c.n_layers:
+        raise ValueError(f"groups must be one grouping, or one per layer (n_layers={c.n_layers}), got {len(per_layer)}")
+    per_layer = [check_groups(gr, c.n_heads, n_kv_heads) for gr in per_layer]
+    model = permute_heads(model, [[h for grp in gr for h in grp] for gr in per_layer])
+    g = c.n_heads // n_kv_heads
+    new = _copy(model, n_kv_heads=n_kv_heads)
+    state = model.state_dict()
+    fresh = None
+    if pooling == "random":
+        torch.manual_seed(seed)
+        fresh = _copy(model, n_kv_heads=n_kv_heads).state_dict()
+    for key in list(state):
+        if not key.endswith(("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")):
+            continue
+        if fresh is not None:
+            state[key] = fresh[key]
+            continue
+        w = state[key].reshape(n_kv_heads, g, c.head_dim, *state[key].shape[1:])
+        w = w.mean(1) if pooling == "mean" else w[:, 0]
+        state[key] = w.reshape(n_kv_heads * c.head_dim, *state[key].shape[1:])
+    new.load_state_dict(state)
+    return new
+
+
+def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
+    """Equal-size groups of heads that are alike: n_kv_heads groups of group_size heads maximising the summed
+    within-group ``similarity`` (n_heads, n_heads; larger = more alike, e.g. CKA of the heads' keys).
+
+    Greedy seeding (the most similar unassigned pair starts a group, which grows by the head closest to it on
+    average), then single swaps between groups while any swap raises the total. Small enough to be exact in
+    practice for 8 heads; the result is sorted so the same similarity always gives the same groups.
+    """
+    s = torch.as_tensor(similarity, dtype=torch.float64)
+    if s.dim() != 2 or s.shape[0] != s.shape[1]:
+        raise ValueError(f"similarity must be a square (n_heads, n_heads) matrix, got {tuple(s.shape)}")
+    n = s.shape[0]
+    check_divisor(n, n_kv_heads)
+    g = n // n_kv_heads
+    s = 0.5 * (s + s.T)
+    free, groups = set(range(n)), []
+    for _ in range(n_kv_heads):
+        if g == 1:
+            grp = [min(free)]
+        else:
+            i, j = max(((a, b) for a in free for b in free if a < b), key=lambda ab: (s[ab].item(), -ab[0], -ab[1]))
+            grp = [i, j]
+            while len(grp) < g:
+                grp.append(max(sorted(free - set(grp)), key=lambda h: s[h, grp].mean().item()))
+        groups.append(grp)
+        free -= set(grp)
+
+    def score(grp):
+        return sum(s[a, b].item() for a in grp for b in grp if a < b)
+
+    improved = True
+    while improved:
+        improved = False
+        for x in range(len(groups)):
+            for y in range(x + 1, len(groups)):
+                for a in list(groups[x]):
+                    for b in list(groups[y]):
+                        new_x = [h for h in groups[x] if h != a] + [b]
+                        new_y = [h for h in groups[y] if h != b] + [a]
+                        if score(new_x) + score(new_y) > score(groups[x]) + score(groups[y]) + 1e-12:
+                            groups[x], groups[y], improved = new_x, new_y, True
+                            break
+                    if improved:
+                        break
+                if improved:
+                    break
+            if improved:
+                break
+    return sorted(sorted(grp) for grp in groups)

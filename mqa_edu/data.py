@@ -89,13 +89,25 @@ IGNORE = -100  # target positions that are not scored (cross_entropy's ignore_in
 
 @dataclass(frozen=True)
 class RecallTask:
-    """Sequences of ``n_pairs`` key-value pairs, then ``n_queries`` keys asked again. Keys come from [0, n_keys),
-    values from [n_keys, n_keys + n_values); only the answers to the queries are scored."""
+    """Sequences of ``n_pairs`` key-value pairs, then ``n_queries`` of their keys asked again; only the answers to the
+    queries are scored. Keys are drawn without replacement from ``n_keys``, values from ``n_values``.
+
+    Two layouts:
+
+    - ``pair_tokens=False`` (Zoology's): key and value are separate tokens, ``k1 v1 k2 v2 ... | q1 a1 q2 a2``; keys are
+      ids [0, n_keys), values [n_keys, n_keys + n_values). A model needs two layers (one to attach each value to the
+      key before it, one to look it up: an induction head), and at CPU budgets it learns this slowly.
+    - ``pair_tokens=True``: each pair is ONE token (id key * n_values + value), then the queries are key tokens and the
+      target at each query is its value's answer token. One attention layer solves it: the query must find the one
+      pair token with its key (that is what K has to encode) and carry its value back (what V has to carry), so it
+      tests the capacity of the K/V heads directly, and a small model learns it in minutes.
+    """
 
     n_pairs: int = 8
     n_queries: int = 4
     n_keys: int = 64
     n_values: int = 64
+    pair_tokens: bool = False
 
     def __post_init__(self):
         for name in ("n_pairs", "n_queries", "n_keys", "n_values"):
@@ -104,23 +116,34 @@ class RecallTask:
             raise ValueError(f"n_pairs={self.n_pairs} needs at least as many distinct keys, got n_keys={self.n_keys}")
         if self.n_queries > self.n_pairs:
             raise ValueError(f"n_queries must be <= n_pairs={self.n_pairs}, got {self.n_queries}")
+        if not isinstance(self.pair_tokens, bool):
+            raise TypeError(f"pair_tokens must be True or False, got {self.pair_tokens!r}")
 
     @property
     def vocab_size(self) -> int:
+        if self.pair_tokens:  # pair tokens, then query-key tokens, then answer tokens
+            return self.n_keys * self.n_values + self.n_keys + self.n_values
         return self.n_keys + self.n_values
 
     @property
     def seq_len(self) -> int:
-        return 2 * self.n_pairs + 2 * self.n_queries
+        """Length of the model's input sequences."""
+        return self.n_pairs + self.n_queries if self.pair_tokens else 2 * self.n_pairs + 2 * self.n_queries - 1
 
     def batch(self, batch: int, generator: torch.Generator):
-        """(inputs, targets), each (batch, seq_len - 1). A query key is followed by its value; the target at the
-        query position is that value, every other target is IGNORE."""
+        """(inputs, targets), each (batch, seq_len). Targets are IGNORE except where a query's answer is due."""
         batch = check_int("batch", batch)
         keys = torch.argsort(torch.rand(batch, self.n_keys, generator=generator), dim=1)[:, :self.n_pairs]
-        values = torch.randint(self.n_keys, self.vocab_size, (batch, self.n_pairs), generator=generator)
+        values = torch.randint(0, self.n_values, (batch, self.n_pairs), generator=generator)
         asked = torch.argsort(torch.rand(batch, self.n_pairs, generator=generator), dim=1)[:, :self.n_queries]
         q_keys, q_values = keys.gather(1, asked), values.gather(1, asked)
+        if self.pair_tokens:
+            inputs = torch.cat([keys * self.n_values + values, self.n_keys * self.n_values + q_keys], 1)
+            targets = torch.full_like(inputs, IGNORE)
+            targets[:, self.n_pairs:] = self.n_keys * self.n_values + self.n_keys + q_values
+            return inputs, targets
+        values = values + self.n_keys
+        q_values = q_values + self.n_keys
         seq = torch.cat([torch.stack([keys, values], 2).flatten(1), torch.stack([q_keys, q_values], 2).flatten(1)], 1)
         targets = torch.full_like(seq, IGNORE)
         answer_at = 2 * self.n_pairs + 2 * torch.arange(self.n_queries)  # each query key's position

@@ -51,7 +51,7 @@ def test_recall_task_is_deterministic_and_answerable():
     b = task.batch(5, torch.Generator().manual_seed(3))
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     x, y = a
-    assert x.shape == y.shape == (5, task.seq_len - 1) and int(x.max()) < task.vocab_size
+    assert x.shape == y.shape == (5, task.seq_len) and int(x.max()) < task.vocab_size
     for row in range(5):  # every scored target is the value the same key had among the pairs
         pairs = {int(x[row, 2 * i]): int(x[row, 2 * i + 1]) for i in range(task.n_pairs)}
         scored = (y[row] != IGNORE).nonzero().flatten().tolist()
@@ -60,9 +60,26 @@ def test_recall_task_is_deterministic_and_answerable():
             assert pairs[int(x[row, pos])] == int(y[row, pos])
 
 
+def test_recall_with_one_token_per_pair():
+    task = RecallTask(n_pairs=6, n_queries=4, n_keys=20, n_values=10, pair_tokens=True)
+    x, y = task.batch(5, torch.Generator().manual_seed(4))
+    assert torch.equal(x, task.batch(5, torch.Generator().manual_seed(4))[0])
+    assert x.shape == y.shape == (5, 10) == (5, task.seq_len) and task.vocab_size == 20 * 10 + 20 + 10
+    assert int(x.max()) < 20 * 10 + 20 and int(y.max()) < task.vocab_size
+    for row in range(5):
+        pairs = {int(t) // 10: int(t) % 10 for t in x[row, :6]}
+        assert len(pairs) == 6  # keys are distinct
+        assert (y[row, :6] == IGNORE).all()
+        for pos in range(6, 10):
+            key, answer = int(x[row, pos]) - 200, int(y[row, pos]) - 220
+            assert pairs[key] == answer
+
+
 @pytest.mark.parametrize("kwargs, words", [({"n_pairs": 30, "n_keys": 20}, ["n_pairs=30", "n_keys=20"]),
                                            ({"n_queries": 9, "n_pairs": 4}, ["n_queries", "n_pairs=4"]),
                                            ({"n_keys": 0}, ["n_keys"])])
 def test_recall_task_bad_input(kwargs, words):
     with raises_naming(ValueError, *words):
         RecallTask(**kwargs)
+    with raises_naming(TypeError, "pair_tokens must be True or False"):
+        RecallTask(pair_tokens=1)

@@ -55,7 +55,7 @@ def test_there_are_notebooks():
     names = [p.stem for p in NOTEBOOKS]
     for expected in ("00_start_here", "01_attention_in_numpy", "02_multi_head_attention",
                      "03_multi_query_and_grouped_query", "04_batched_pytorch_attention", "05_kv_cache",
-                     "06_cache_sizing", "07_decode_speed"):
+                     "06_cache_sizing", "07_decode_speed", "08_head_redundancy", "09_quality_tradeoff"):
         assert expected in names
     assert {p.stem for p in GPU_BRANCH} == {"04_batched_pytorch_attention", "05_kv_cache", "07_decode_speed"}
 
@@ -114,3 +114,17 @@ def test_notebook_gpu_branch_runs_on_the_cpu(path):
     assert "GPU branch: True" in out
     if path.stem.startswith("07"):  # the peak is measured in the dtype the steps are timed in (it was fp32 always)
         assert "matmul throughput (torch.float16)" in out and "fp16)" in out.replace("float16", "fp16")
+
+
+RETRAINING = [p for p in LECTURES if 'os.environ.get("MQA_EDU_RETRAIN")' in p.read_text()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", RETRAINING, ids=lambda p: p.stem)
+def test_notebook_retrain_switch_runs(path, tmp_path):
+    """RETRAIN = True trains here instead of loading the shipped results (notebook 09 at toy sizes on a CPU)."""
+    assert {p.stem for p in RETRAINING} == {"08_head_redundancy", "09_quality_tradeoff"}
+    nb = execute(path, timeout=600, env={"MQA_EDU_RETRAIN": "1"})
+    assert not errors(nb), errors(nb)
+    out = text_outputs(nb)
+    assert "size 'quick'" in out if path.stem.startswith("09") else "model trained here" in out

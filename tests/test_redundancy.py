@@ -93,3 +93,102 @@ def test_pairwise_matrix_of_heads():
     maps = random_maps(4, 6, seed=7)
     d = pairwise(maps, js_divergence)
     assert d.shape == (4, 4) and torch.allclose(d, d.T) and torch.all(d.diagonal().abs() < 1e-12)
+
+
+# --- inside a model: attention maps, per-head tensors, importance -------------------------------------------------
+from mqa_edu.model import ModelConfig, Transformer  # noqa: E402
+from mqa_edu.redundancy import (ablation_importance, head_gates, head_internals, head_similarity,  # noqa: E402
+                                michel_importance)
+
+
+def small_model(n_kv_heads, seed=0):
+    torch.manual_seed(seed)
+    return Transformer(ModelConfig(n_layers=2, d_model=32, n_heads=4, n_kv_heads=n_kv_heads, vocab_size=50,
+                                   max_seq_len=16)).eval()
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 2, 1])
+def test_attention_maps_match_transformers(n_kv_heads):
+    from mqa_edu.convert import to_hf_llama
+
+    model = small_model(n_kv_heads)
+    tokens = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(3))
+    inside = head_internals(model, tokens)
+    hf = to_hf_llama(model)
+    hf.set_attn_implementation("eager")  # the implementation that can return its weights
+    with torch.no_grad():
+        theirs = hf(tokens, output_attentions=True).attentions
+    for ours, ref in zip(inside, theirs):
+        torch.testing.assert_close(ours["weights"].float(), ref, atol=1e-5, rtol=1e-4)
+        assert ours["keys"].shape == (2, n_kv_heads, 9, 8) and ours["outputs"].shape == (2, 4, 9, 8)
+
+
+def test_per_head_outputs_rebuild_the_attention_output():
+    model = small_model(2)
+    tokens = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(4))
+    got = {}
+    hook = model.layers[1].self_attn.register_forward_hook(lambda m, a, out: got.setdefault("y", out))
+    model(tokens)
+    hook.remove()
+    out = head_internals(model, tokens)[1]["outputs"]
+    rebuilt = model.layers[1].self_attn.merge(out.float())
+    torch.testing.assert_close(rebuilt, got["y"], atol=1e-5, rtol=1e-4)
+
+
+def test_head_similarity_of_a_model_with_shared_kv_heads():
+    model = small_model(1)
+    inside = head_internals(model, torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(5)))
+    js = head_similarity(inside, "weights", "js")
+    assert js.shape == (2, 4, 4) and torch.all(js.diagonal(dim1=1, dim2=2) == 0) and (js <= math.log(2)).all()
+    cka = head_similarity(inside, "keys", "cka")
+    assert cka.shape == (2, 1, 1) and torch.allclose(cka, torch.ones_like(cka))
+    with raises_naming(ValueError, "measure for 'keys' must be one of", "cka"):
+        head_similarity(inside, "keys", "js")
+    with raises_naming(ValueError, "what must be one of"):
+        head_similarity(inside, "queries")
+
+
+def test_gates_ablate_exactly_one_head():
+    model = small_model(2)
+    tokens = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        base = model(tokens)
+        with head_gates(model):
+            assert torch.equal(model(tokens), base)
+        gates = torch.ones(2, 4)
+        gates[1, 2] = 0
+        with head_gates(model, gates):
+            gated = model(tokens)
+        model.layers[1].self_attn.o_proj.weight[:, 16:24] = 0  # head 2's slice of the output projection
+        torch.testing.assert_close(gated, model(tokens))
+    assert torch.equal(small_model(2)(tokens), base)  # hooks gone after the block
+    with raises_naming(ValueError, "gates must have shape (n_layers, n_heads) = (2, 4)"):
+        head_gates(model, torch.ones(4, 2))
+
+
+def test_importance_scores():
+    model = small_model(4)
+    g = torch.Generator().manual_seed(7)
+    batches = [(torch.randint(0, 50, (1, 9), generator=g), torch.randint(0, 50, (1, 9), generator=g))]
+    abl = ablation_importance(model, batches)
+    assert abl.shape == (2, 4) and abl.abs().sum() > 0
+    raw = michel_importance(model, batches, normalize=False)
+    # |dL/dgate| by central finite differences, one head
+    def loss_at(v):  # in float64 throughout (loss_on itself works in float32)
+        gates = torch.ones(2, 4, dtype=torch.float64)
+        gates[0, 1] = v
+        x, y = batches[0]
+        with torch.no_grad(), head_gates(model.double(), gates):
+            return torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+    fd = abs(loss_at(1 + 1e-3) - loss_at(1 - 1e-3)) / 2e-3  # RMSNorm works in float32: not too small a step
+    model.float()
+    assert raw[0, 1].item() == pytest.approx(fd, rel=2e-2)
+    assert raw.min() < raw.max() / 10  # heads really differ: the check is not against a constant
+    # per sequence: two copies of one sequence score as that sequence; |.| is taken per sequence, not per batch
+    x, y = batches[0]
+    two = michel_importance(model, [(torch.cat([x, x]), torch.cat([y, y]))], normalize=False)
+    torch.testing.assert_close(two, raw)
+    norm = michel_importance(model, batches)
+    assert torch.allclose(norm.norm(dim=1), torch.ones(2, dtype=torch.float64))
+    with raises_naming(ValueError, "batches is empty"):
+        michel_importance(model, [])
