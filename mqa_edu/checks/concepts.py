@@ -1,4 +1,4 @@
-"""'Check your understanding' questions of notebooks 01-07, with a hint for each tempting wrong answer."""
+"""'Check your understanding' questions of notebooks 01-09, with a hint for each tempting wrong answer."""
 from __future__ import annotations
 
 import math
@@ -83,6 +83,30 @@ NOTEBOOKS = {
               wrong={16: "divide by the 2 bytes of an fp16 number.", 4: "2 x group_size / bytes_per_element."}),
         choice("nb07.bound", "on an H100 (ridge ~295 FLOP/byte), MQA decode with group_size 71 in fp16 is...", "b", {
             "a": "71 FLOP/byte is far below the ridge point: memory-bound."}),
+    ],
+    "nb08": [
+        value("nb08.js_max", "JS divergence (nats) between two attention rows that share no key, 3 decimals",
+              math.log(2), rel_tol=2e-3,
+              wrong={1.0: "that is the bound in bits (log base 2); the course measures in nats, with the natural log.",
+                     0.0: "0 is for identical rows; rows with disjoint support are as far apart as JS gets."},
+              hint="Each row puts all its weight where the other has none; the mixture M gives each half."),
+        choice("nb08.cka_rotation", "keys K2 = K1 @ R with R orthogonal: linear CKA(K1, K2) is...", "b", {
+            "a": "CKA does not see a rotation: the two heads carry the same information, arranged differently.",
+            "c": "CKA is invariant to every orthogonal R, so it does not depend on which one.",
+            "d": "linear CKA lies in [0, 1]; it is never negative."}),
+    ],
+    "nb09": [
+        choice("nb09.noise", "a config is 0.01 nats worse than MHA; the difference's standard error is 0.02. So...",
+               "b", {
+                   "a": "0.01 is half a standard error: the seeds disagree by more than that.",
+                   "c": "the sign of a difference inside the noise says nothing.",
+                   "d": "one more seed adds one sample; it does not make that seed's result the answer."}),
+        value("nb09.matched", "d_model 128, head_dim 16, 8 -> 1 KV heads: SwiGLU width to add per layer to pay back the "
+              "K/V parameters", 2 * 128 * 16 * 7 / (3 * 128), rel_tol=0.01,
+              wrong={224: "SwiGLU has three d_model-wide matrices per unit of width (gate, up, down).",
+                     2 * 128 * 16 * 7 / (3 * 128) / 2: "both K and V lose 7 heads: the factor 2.",
+                     2 * 128 * 16 * 8 / (3 * 128): "one K/V head stays: 8 - 1 = 7 heads are removed."},
+              hint="Removed: 2 x d_model x head_dim per K/V head. Added: 3 x d_model per unit of SwiGLU width."),
     ],
 }
 
