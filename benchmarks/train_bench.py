@@ -51,7 +51,7 @@ def main(argv=None):
     dev = pick_device(a.device)
     print(f"device {dev}, torch {torch.__version__}, threads {torch.get_num_threads()}; model: {a.n_layers} layers, "
           f"d_model {a.d_model}, {a.n_heads} heads, vocab {a.vocab}; batch {a.batch} x {a.seq} tokens, float32")
-    print(f"{'n_kv_heads':>10} {'course tok/s':>13} {'HF Llama tok/s':>15} {'course/HF':>10} {'same loss':>10}")
+    print(f"{'n_kv_heads':>10} {'course tok/s':>13} {'HF Llama tok/s':>15} {'course/HF':>10} {'same logits':>12}")
     rows = []
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, a.vocab, (a.batch, a.seq + 1), generator=g).to(dev)
@@ -74,7 +74,7 @@ def main(argv=None):
         rows.append({"n_kv_heads": kv, "course_tokens_per_s": round(tok["course"]), "hf_tokens_per_s": round(tok["hf"]),
                      "course_ms": round(best["course"], 2), "hf_ms": round(best["hf"], 2), "ratio": round(ratio, 3),
                      "same_logits": bool(same)})
-        print(f"{kv:>10} {tok['course']:>13,.0f} {tok['hf']:>15,.0f} {ratio:>9.2f}x {str(same):>10}")
+        print(f"{kv:>10} {tok['course']:>13,.0f} {tok['hf']:>15,.0f} {ratio:>9.2f}x {str(same):>12}")
     print(json.dumps({"benchmark": "train", "device": str(dev), "torch": torch.__version__,
                       "threads": torch.get_num_threads(), "batch": a.batch, "seq": a.seq, "d_model": a.d_model,
                       "n_heads": a.n_heads, "n_layers": a.n_layers, "vocab": a.vocab, "rows": rows,
