@@ -1,4 +1,4 @@
-"""'Check your understanding' questions of notebooks 01-09, with a hint for each tempting wrong answer."""
+"""'Check your understanding' questions of notebooks 01-10, with a hint for each tempting wrong answer."""
 from __future__ import annotations
 
 import math
@@ -107,6 +107,14 @@ NOTEBOOKS = {
                      2 * 128 * 16 * 7 / (3 * 128) / 2: "both K and V lose 7 heads: the factor 2.",
                      2 * 128 * 16 * 8 / (3 * 128): "one K/V head stays: 8 - 1 = 7 heads are removed."},
               hint="Removed: 2 x d_model x head_dim per K/V head. Added: 3 x d_model per unit of SwiGLU width."),
+    ],
+    "nb10": [
+        value("nb10.bytes", "SmolLM2-135M (30 layers, 3 KV heads, head_dim 64): KV bytes per token in fp16", 23040,
+              wrong={69120: "the cache holds the 3 K/V heads, not the 9 query heads.",
+                     11520: "K and V: the factor 2.", 46080: "fp16 is 2 bytes per number, not 4.",
+                     768: "every one of the 30 layers has its own cache."}),
+        value("nb10.factor", "pooling its 3 K/V heads into 1 in every layer shrinks the KV cache by what factor?", 3,
+              wrong={9: "against MHA it would be 9; the model already shares each K/V head among 3 query heads."}),
     ],
 }
 
