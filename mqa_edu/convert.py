@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .heads import HeadConfig
+from .heads import HeadConfig, divisors
 from .model import ModelConfig, Transformer
 
 
@@ -144,7 +144,7 @@ def repeat_kv_heads(model: Transformer) -> Transformer:
     new = _copy(model, n_kv_heads=c.n_heads)
     state = model.state_dict()
     for key in list(state):
-        if key.endswith(("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")):
+        if key.endswith(_KV_KEYS):
             w = state[key].reshape(c.n_kv_heads, c.head_dim, *state[key].shape[1:])
             state[key] = w.repeat_interleave(c.n_heads // c.n_kv_heads, dim=0).reshape(c.n_heads * c.head_dim,
                                                                                         *state[key].shape[1:])
@@ -174,25 +174,32 @@ def to_grouped(model: Transformer, n_kv_heads: int, pooling: str = "mean", group
     if len(per_layer) != c.n_layers:
         raise ValueError(f"groups must be one grouping, or one per layer (n_layers={c.n_layers}), got {len(per_layer)}")
     per_layer = [check_groups(gr, c.n_heads, n_kv_heads) for gr in per_layer]
-    model = permute_heads(model, [[h for grp in gr for h in grp] for gr in per_layer])
-    g = c.n_heads // n_kv_heads
+    orders = [[h for grp in gr for h in grp] for gr in per_layer]
+    if any(order != list(range(c.n_heads)) for order in orders):  # contiguous groups need no re-ordering (no copy)
+        model = permute_heads(model, orders)
     new = _copy(model, n_kv_heads=n_kv_heads)
     state = model.state_dict()
     fresh = None
     if pooling == "random":
-        torch.manual_seed(seed)
-        fresh = _copy(model, n_kv_heads=n_kv_heads).state_dict()
+        with torch.random.fork_rng(devices=[]):  # a fresh init from ``seed`` without moving the caller's RNG
+            torch.manual_seed(seed)
+            fresh = _copy(model, n_kv_heads=n_kv_heads).state_dict()
     for key in list(state):
-        if not key.endswith(("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")):
-            continue
-        if fresh is not None:
-            state[key] = fresh[key]
-            continue
-        w = state[key].reshape(n_kv_heads, g, c.head_dim, *state[key].shape[1:])
-        w = w.mean(1) if pooling == "mean" else w[:, 0]
-        state[key] = w.reshape(n_kv_heads * c.head_dim, *state[key].shape[1:])
+        if key.endswith(_KV_KEYS):
+            state[key] = fresh[key] if fresh is not None else _pool_heads(state[key], n_kv_heads, c.head_dim, pooling)
     new.load_state_dict(state)
     return new
+
+
+_KV_KEYS = ("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")
+
+
+def _pool_heads(w, n_groups: int, head_dim: int, pooling: str = "mean"):
+    """K or V projection rows (heads * head_dim, ...) -> (n_groups * head_dim, ...): each group of consecutive heads
+    becomes its mean ("mean") or its first head ("first"). The one pooling formula of the course."""
+    grouped = w.reshape(n_groups, -1, head_dim, *w.shape[1:])  # (groups, group_size, head_dim, ...)
+    pooled = grouped.mean(1) if pooling == "mean" else grouped[:, 0]
+    return pooled.reshape(n_groups * head_dim, *w.shape[1:])
 
 
 def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
@@ -260,10 +267,9 @@ class pooled_kv_layers:
         bad = [i for i in self.layers if not 0 <= i < c.n_layers]
         if bad:
             raise ValueError(f"layers must be in 0..{c.n_layers - 1} (n_layers={c.n_layers}), got {bad}")
-        if isinstance(n_kv_heads, bool) or not isinstance(n_kv_heads, int) or n_kv_heads < 1 \
-                or c.n_kv_heads % n_kv_heads:  # the groups are formed from the layer's existing K/V heads
+        if not isinstance(n_kv_heads, int) or isinstance(n_kv_heads, bool) or n_kv_heads not in divisors(c.n_kv_heads):
             raise ValueError(f"n_kv_heads must divide the model's n_kv_heads={c.n_kv_heads}; allowed: "
-                             f"{[d for d in range(1, c.n_kv_heads + 1) if c.n_kv_heads % d == 0]}, got {n_kv_heads!r}")
+                             f"{divisors(c.n_kv_heads)}, got {n_kv_heads!r}")
         self.n_kv_heads, self.saved = n_kv_heads, {}
 
     @torch.no_grad()
@@ -274,8 +280,9 @@ class pooled_kv_layers:
             attn = self.model.layers[i].self_attn
             for lin in (attn.k_proj, attn.v_proj):
                 self.saved[(i, id(lin))] = (lin, lin.weight.detach().clone())
-                w = lin.weight.view(self.n_kv_heads, g, c.head_dim, -1)
-                w.copy_(w.mean(1, keepdim=True).expand_as(w))
+                pooled = _pool_heads(lin.weight, self.n_kv_heads, c.head_dim)  # what to_grouped would keep...
+                shared = pooled.view(self.n_kv_heads, c.head_dim, -1).repeat_interleave(g, dim=0)
+                lin.weight.copy_(shared.reshape(lin.weight.shape))  # ...given back to every head of its group
         return self.model
 
     @torch.no_grad()

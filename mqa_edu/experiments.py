@@ -1,6 +1,6 @@
 """The trade-off study behind notebooks 08 and 09, reproducible with one command:
 
-    python -m mqa_edu.experiments tradeoff            # the study the notebooks show (about 45 min on 2 CPU cores)
+    python -m mqa_edu.experiments tradeoff            # the study the notebooks show (about 40 min on 2 CPU cores)
     python -m mqa_edu.experiments tradeoff --quick    # the same pipeline at toy sizes, under 2 minutes
     python -m mqa_edu.experiments tradeoff --size gpu # larger models (the default where CUDA is available)
 
@@ -38,7 +38,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_FILE = "tradeoff.json"
 CACHE_BYTES = 2  # fp16 K/V, as served
 
-# Sizes. "cpu" is what ships (2 CPU cores, about 45 minutes); "quick" checks the pipeline; "gpu" is larger.
+# Sizes. "cpu" is what ships (2 CPU cores, about 40 minutes); "quick" checks the pipeline; "gpu" is larger.
 SIZES = {
     "quick": {
         "text": {"model": dict(n_layers=1, d_model=32, n_heads=4), "seq_len": 32, "batch": 8,
