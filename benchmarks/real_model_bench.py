@@ -32,6 +32,44 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+def per_call(fn, repeats):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+@torch.no_grad()
+def decode_breakdown(model, batch: int, context: int = 64, repeats: int = 20) -> dict:
+    """Where one decode step's time goes (course, ``batch`` rows, ``context`` cached tokens): the output projection
+    (49,152 x 576), the other matrix products (the layers' 7 projections each, timed alone on the same input shape),
+    and the rest (attention over the cache, norms, rotary, Python between the modules). Also the weight bytes read
+    per step over the step's time: the memory bandwidth the step achieves."""
+    from mqa_edu.kv_cache import KVCache
+
+    cfg = model.cfg
+    cache = KVCache.for_model(cfg, batch, max_len=context + repeats + 2, dtype=torch.float32)
+    model(torch.ones(batch, context, dtype=torch.long), torch.ones(batch, context, dtype=torch.bool), cache=cache,
+          last_only=True)
+    tok, mask = torch.ones(batch, 1, dtype=torch.long), torch.ones(batch, 1, dtype=torch.bool)
+
+    def step():
+        model(tok, mask, cache=cache, last_only=True)
+
+    t_step = per_call(step, repeats)
+    h = torch.randn(batch, 1, cfg.d_model)
+    t_head = per_call(lambda: model.lm_head(model.norm(h)), repeats)
+    linears = [m for layer in model.layers for m in layer.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {m: torch.randn(batch, 1, m.in_features) for m in linears}
+    t_linear = per_call(lambda: [m(inputs[m]) for m in linears], repeats)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"batch": batch, "step_ms": round(1e3 * t_step, 2), "output_projection_ms": round(1e3 * t_head, 2),
+            "layer_matmuls_ms": round(1e3 * t_linear, 2),
+            "rest_ms": round(1e3 * max(0.0, t_step - t_head - t_linear), 2),
+            "weights_gb_per_s": round(weight_bytes / t_step / 1e9, 1)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--new", type=int, default=64)
@@ -90,9 +128,25 @@ def main(argv=None):
         print(f"{batch:>6} {row['course_tok_s']:>13.1f} {row['hf_tok_s']:>19.1f} {row['ratio']:>9.2f}x "
               f"{same:>11.1%}")
     print("same tokens: greedy tokens that agree, up to the first end-of-sequence token of each row")
+    from mqa_edu.bench import measure_bandwidth_gbs
+
+    bandwidth = measure_bandwidth_gbs()
+    print(f"\nwhere a decode step of the course's model goes (64 cached tokens; ms per step); this machine copies "
+          f"memory at {bandwidth:.1f} GB/s:")
+    print(f"{'batch':>6} {'step':>7} {'output proj.':>13} {'layer matmuls':>14} {'rest':>7} {'weights GB/s':>13}")
+    breakdown = []
+    for batch in (1, 8):
+        b = decode_breakdown(model, batch, repeats=5 if a.quick else 20)
+        breakdown.append(b)
+        print(f"{batch:>6} {b['step_ms']:>7.1f} {b['output_projection_ms']:>13.1f} {b['layer_matmuls_ms']:>14.1f} "
+              f"{b['rest_ms']:>7.1f} {b['weights_gb_per_s']:>13.1f}")
+    print("rest: attention over the cache, norms, rotary and Python between modules. weights GB/s: the weight bytes "
+          "read per step over the step's time; matrix-vector products at batch 1 are bound by it, so an "
+          "implementation can gain only by reading fewer bytes (a narrower dtype), not by computing faster")
     print(json.dumps({"benchmark": "real_model", "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "new_tokens": a.new, "load_cold_s": round(t_cold, 2), "load_warm_s": round(t_warm, 3),
-                      "hf_load_s": round(t_hf_load, 1), "rows": rows}))
+                      "hf_load_s": round(t_hf_load, 1), "rows": rows, "breakdown": breakdown,
+                      "memory_bandwidth_gb_s": round(bandwidth, 1)}))
 
 
 if __name__ == "__main__":

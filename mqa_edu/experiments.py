@@ -3,6 +3,7 @@
     python -m mqa_edu.experiments tradeoff            # the study the notebooks show (about 40 min on 2 CPU cores)
     python -m mqa_edu.experiments tradeoff --quick    # the same pipeline at toy sizes, under 2 minutes
     python -m mqa_edu.experiments tradeoff --size gpu # larger models (the default where CUDA is available)
+    python -m mqa_edu.experiments smollm2             # notebook 10's SmolLM2 -> MQA study (see mqa_edu/uptrain.py)
 
 What it does, for two tasks (Austen text, byte-level; multi-query associative recall):
 1. sweeps n_kv_heads over every divisor of n_heads, with several seeds, in two comparisons (Shazeer 2019):
@@ -304,14 +305,28 @@ def main(argv=None) -> int:
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--progress", action="store_true", help="a tqdm bar per training run")
+    s = sub.add_parser("smollm2", help="SmolLM2-135M to MQA: greedy layer pooling, K/V-only uptraining (notebook 10)")
+    s.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline in about a minute")
+    s.add_argument("--size", choices=["quick", "cpu", "gpu"], default=None, help="budget (default: cpu, or quick)")
+    s.add_argument("--out", default=None, help="folder for smollm2_mqa.json (default: the package's results/ for "
+                                               "--size cpu, ./smollm2-<size> otherwise)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    s.add_argument("--progress", action="store_true", help="a tqdm bar while training")
     args = p.parse_args(argv)
     device = pick_device(args.device or "auto")
-    size = args.size or ("quick" if args.quick else "gpu" if device.type == "cuda" else "cpu")
+    size = args.size or ("quick" if args.quick else "gpu" if device.type == "cuda" else "cpu")  # same names for both
     if args.quick and args.size not in (None, "quick"):
         p.error("--quick and --size disagree")
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = args.out or (RESULTS_DIR if size == "cpu" else Path(f"tradeoff-{size}"))
+    out = args.out or (RESULTS_DIR if size == "cpu" else Path(f"{args.study}-{size}"))
+    if args.study == "smollm2":
+        from .uptrain import smollm2_study
+
+        smollm2_study(size, out, device, args.seed, log=lambda m: print(m, flush=True), progress=args.progress)
+        return 0
     tradeoff(size, out, device, args.progress, log=lambda m: print(m, flush=True))
     return 0
 

@@ -72,8 +72,9 @@ def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress
     device. Returns the record: steps, seed, losses, wall time, versions."""
     seed_everything(cfg.seed)
     g_train = torch.Generator().manual_seed(cfg.seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen weights (uptrain.py) are left out
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     record = {"train_loss": [], "val": [], "config": asdict(cfg)}
@@ -92,7 +93,7 @@ def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress
             raise FloatingPointError(f"the training loss became {loss.item()} at step {step}: lower lr (now {cfg.lr})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         record["train_loss"].append(round(loss.item(), 5))
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:

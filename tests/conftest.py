@@ -55,3 +55,49 @@ def make_model(n_heads, n_kv_heads, dtype=None, seed=0):
     cfg = ModelConfig(n_layers=2, d_model=8 * n_heads, n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=8,
                       vocab_size=53, max_seq_len=48)
     return Transformer(cfg, dtype=dtype or torch.float64).eval()
+
+
+def assert_public_checks_name_mistakes(exercise, capsys):
+    """Every reference passes its public check, and every known mistake that a public case shows gets its own hint.
+    Answers are tabulated first: a check flags any answer that runs the course's own code while it is called."""
+    import json
+
+    from mqa_edu.checks import core
+    from mqa_edu.checks.public import load_public
+
+    public = load_public(exercise.name)
+    for q in exercise.questions:
+        if q.kind == "text":
+            continue
+        cases = public.question(q.qid).cases(None, False)
+
+        def as_answer(fn, q=q, cases=cases):
+            if q.kind != "function":
+                value = fn(*cases[0])
+                if isinstance(value, core.Partition):  # a proposal question: any well-formed split passes
+                    value = value.example()
+                return lambda: value
+            table = {json.dumps(c): fn(*c) for c in cases}
+            return lambda *args: table[json.dumps(args)]
+
+        assert core.check(q.qid, as_answer(q.reference)).passed is True, q.qid
+        capsys.readouterr()
+        for m in q.mistakes:
+            if all(core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases):
+                continue  # no public case shows this mistake (the hidden ones do)
+            verdict = core.check(q.qid, as_answer(m.fn))
+            out = capsys.readouterr().out
+            assert verdict.passed is False and m.hint in out, (q.qid, m.name, out)
+
+
+def with_cell(nb, defines: str, source: str):
+    """A copy of notebook ``nb`` whose code cell that defines ``defines`` (e.g. 'def max_batch(') is replaced by
+    ``source``: how the grading tests plant a mistake."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for c in nb.cells:
+        if c.cell_type == "code" and defines in c.source:
+            c.source = source
+            return nb
+    raise AssertionError(f"no cell defines {defines}")

@@ -17,6 +17,7 @@ from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
 from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.make_exercise import render, strip_solutions
 from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
+from tests.conftest import with_cell
 
 # points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
@@ -32,16 +33,6 @@ EXERCISE_NB = ROOT / "exercises" / "ex01_cache_sizing.ipynb"
 
 def solution_nb():
     return nbformat.read(SOLUTION, as_version=4)
-
-
-def with_cell(nb, defines: str, new_source: str):
-    """Replace the code cell that defines ``defines`` (e.g. 'def max_batch(') by new_source."""
-    nb = copy.deepcopy(nb)
-    for c in nb.cells:
-        if c.cell_type == "code" and defines in c.source:
-            c.source = new_source
-            return nb
-    raise AssertionError(f"no cell defines {defines}")
 
 
 def add_cell(nb, source, at=1):

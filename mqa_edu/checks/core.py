@@ -109,9 +109,121 @@ def _as_number(value):
     return None
 
 
+MAX_ARRAY = 1_000_000  # elements an array answer may have
+
+
+def as_array(value):
+    """(shape, flat list of numbers) for an array answer: a numpy array or torch tensor (anything with ``shape`` and
+    ``tolist``) or a rectangular nested list/tuple of numbers; None for anything else (a scalar, ragged lists...)."""
+    if isinstance(value, (str, bytes, dict)) or _as_number(value) is not None:
+        return None
+    if hasattr(value, "tolist") and hasattr(value, "shape"):
+        try:
+            if math.prod(int(n) for n in value.shape) > MAX_ARRAY:
+                return None
+            value = value.tolist()
+        except Exception:
+            return None
+    if not isinstance(value, (list, tuple)):
+        return None
+    shape, flat = [], []
+
+    def walk(v, depth):
+        if isinstance(v, (list, tuple)):
+            if depth == len(shape):
+                if flat:  # numbers were found at this depth before: ragged
+                    raise ValueError("ragged")
+                shape.append(len(v))
+            elif shape[depth] != len(v):
+                raise ValueError("ragged")
+            for x in v:
+                walk(x, depth + 1)
+        else:
+            n = _as_number(v)
+            if n is None or depth != len(shape) or len(flat) >= MAX_ARRAY:
+                raise ValueError("not a number")
+            flat.append(n)
+
+    try:
+        walk(value, 0)
+    except (ValueError, RecursionError):
+        return None
+    if len(flat) != math.prod(shape):
+        return None
+    return tuple(shape), flat
+
+
+def nest(shape, flat) -> list:
+    """The nested lists of an array given as (shape, flat values): the form an array answer travels in."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return list(flat)
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [nest(shape[1:], flat[i * step:(i + 1) * step]) for i in range(shape[0])]
+
+
+def _arrays_match(got, expected, rel_tol: float) -> bool:
+    g, e = as_array(got), as_array(expected)
+    if g is None or e is None or g[0] != e[0]:
+        return False
+    if rel_tol == 0:
+        return g[1] == e[1]
+    scale = max((abs(x) for x in e[1]), default=0.0)  # entries near zero are judged against the array's scale
+    return all(isinstance(x, (int, float)) and math.isfinite(x)
+               and math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol * scale + 1e-12) for x, y in zip(g[1], e[1]))
+
+
+class Partition:
+    """The expected form of a proposal: ``n_items`` items (heads 0 .. n_items - 1) split into ``n_groups`` groups of
+    equal size, each item once, given as a list of lists. Any such split matches: the check cell can say whether a
+    proposal is well formed, while how good it is (for example the loss of a model converted with it) is measured by
+    the grader (a subclass in the exercise's private definition)."""
+
+    is_text = False
+
+    def __init__(self, n_items: int, n_groups: int, note: str = ""):
+        self.n_items, self.n_groups, self._note = n_items, n_groups, note
+
+    def problem(self, got) -> str | None:
+        arr = as_array(got)
+        if arr is None or len(arr[0]) != 2:
+            return f"give a list of {self.n_groups} lists of head indices, e.g. {self.example()}"
+        if arr[0][0] != self.n_groups:
+            return f"give exactly {self.n_groups} groups (got {arr[0][0]})"
+        if arr[0][1] != self.n_items // self.n_groups:
+            return f"every group holds n_heads / n_groups = {self.n_items // self.n_groups} heads"
+        if any(not float(x).is_integer() for x in arr[1]) or sorted(int(x) for x in arr[1]) != list(range(
+                self.n_items)):
+            return f"every head 0 .. {self.n_items - 1} must appear exactly once"
+        return None
+
+    def example(self) -> list:
+        size = self.n_items // self.n_groups
+        return [list(range(i * size, (i + 1) * size)) for i in range(self.n_groups)]
+
+    def matches(self, got) -> bool:
+        return self.problem(got) is None
+
+    def explain(self, got) -> str:
+        return self.problem(got) or "not right"
+
+    def note(self, got) -> str:
+        return self._note
+
+    def __repr__(self):
+        return f"<a split of {self.n_items} heads into {self.n_groups} equal groups>"
+
+
+def is_array_answer(expected) -> bool:
+    return getattr(expected, "is_array", False) or as_array(expected) is not None
+
+
 def matches(got, expected, rel_tol: float) -> bool:
     if hasattr(expected, "matches"):  # a public check's expected value, known only by its digest
         return expected.matches(got)
+    if is_array_answer(expected):
+        return _arrays_match(got, expected, rel_tol)
     if isinstance(expected, str):
         return isinstance(got, str) and got.strip().lower() == expected.lower()
     g, e = _as_number(got), _as_number(expected)
@@ -133,10 +245,30 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
     if textual and isinstance(got, bool) and {"true", "false"} <= set(q.choices):
         got = "true" if got else "false"  # a Python True/False answers a true-or-false question
     if matches(got, expected, q.rel_tol):
-        return True, f"{call} = {_describe(got)}"
+        note = getattr(expected, "note", None)  # e.g. a proposal whose quality is measured only at grading
+        return True, f"{call} = {_describe(got)}" + (f": {note(got)}" if note else "")
+    explain = getattr(expected, "explain", None)  # an answer judged by a rule rather than compared with one value
+    if explain is not None:
+        return False, f"{call} = {_describe(got)}: {explain(got)}"
     if textual:
         if not isinstance(got, str) or got.strip().lower() not in q.choices:
             return False, f"{call} should be one of {list(q.choices)}, got {_describe(got)}"
+    elif is_array_answer(expected):
+        arr, want = as_array(got), getattr(expected, "shape", None)
+        want = tuple(int(n) for n in want) if want is not None else as_array(expected)[0]
+        if arr is None:
+            return False, (f"{call} returned {type(got).__name__} {_describe(got)}; expected an array of shape "
+                           f"{want} (a numpy array or nested lists of numbers)")
+        if any(isinstance(x, float) and not math.isfinite(x) for x in arr[1]):
+            return False, f"{call} returned an array with NaN or infinite entries"
+        if arr[0] != want:
+            for m in q.mistakes:  # a known mistake may explain the shape too
+                try:
+                    if matches(got, m.fn(*case), q.rel_tol):
+                        return False, f"{call} has shape {arr[0]}: {m.hint}"
+                except Exception:
+                    continue
+            return False, f"{call} has shape {arr[0]}; expected shape {want}. {q.hint}".rstrip()
     else:
         num = _as_number(got)
         if num is None:
@@ -151,7 +283,7 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
             continue
         if matches(got, wrong, q.rel_tol):
             return False, f"{call} = {_describe(got)}: {m.hint}"
-    num = _as_number(got)
+    num = None if is_array_answer(expected) else _as_number(got)
     if q.rel_tol and num is not None and math.isfinite(num) and isinstance(expected, Real) \
             and abs(num - expected) <= 0.05 * abs(expected):
         return False, (f"{call} = {_describe(got)} is close, but not within the tolerance ({q.rel_tol:.1g} relative): "
@@ -207,7 +339,7 @@ def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0, convert
     previous_profile = sys.getprofile()
     sys.setprofile(tracer)
     try:
-        value = answer(*case)
+        value = answer(*case) if q.kind == "function" else answer()  # a value's "cases" are what it is judged on
         if convert is not None:
             value = convert(value)
         error = None
@@ -318,6 +450,8 @@ def _check(qid: str, answer) -> bool | None:
     all_ok = passed == len(results) and not used
     if all_ok and q.kind == "function":
         verdict = f"public checks passed ({passed}/{len(results)}). Hidden tests with other inputs run at grading."
+    elif all_ok and isinstance(q.reference(*q.cases(rng, hidden=False)[0]), Partition):
+        verdict = "a valid proposal: its quality is scored at grading."
     elif all_ok:
         verdict = "correct."
     elif q.kind != "function":

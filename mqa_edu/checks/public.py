@@ -6,6 +6,10 @@ cases. Expected values and known-mistake values appear only as salted SHA-256 di
 grid fine enough for the question's tolerance), so a check can tell a right answer from a wrong one, and name the
 mistake, without the file saying what the answer is. A check is an oracle all the same: like any autograder with
 public feedback, it confirms a guess. The grade comes from hidden cases drawn fresh at grading.
+
+One exception: a function whose answer is an array (exercise 3's pooled weights) has its public cases' expected arrays
+stored as they are, since a digest cannot allow for rounding in every entry. They give nothing away: the inputs are
+public too, and the grade comes from fresh hidden inputs.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import math
 import random
 from pathlib import Path
 
-from .core import Exercise, Mistake, Question, _as_number
+from .core import Exercise, Mistake, Partition, Question, _as_number, as_array, matches, nest
 
 PUBLIC_DIR = Path(__file__).resolve().parent / "public"
 
@@ -28,11 +32,22 @@ def _grid(x: float, rel_tol: float):
     return exp, round(x / step), max(1, math.floor(rel_tol * abs(x) / step))
 
 
+def _int_array_form(value) -> str | None:
+    """An array of whole numbers (a ranking, a list of indices) in one exact form; None for anything else."""
+    arr = as_array(value)
+    if arr is None or not all(float(x).is_integer() for x in arr[1]):
+        return None
+    return "a:" + json.dumps([list(arr[0]), [int(x) for x in arr[1]]])
+
+
 def canonical(value, rel_tol: float) -> list[str]:
     """The canonical forms of an answer: one for an exact value, several neighbouring grid points for a value that
-    may be off by the tolerance. [] for anything that cannot be an answer (NaN, a list, None)."""
+    may be off by the tolerance. [] for anything that cannot be an answer (NaN, None, an array of non-integers)."""
     if isinstance(value, str):
         return ["s:" + value.strip().lower()]
+    if as_array(value) is not None:
+        form = _int_array_form(value)
+        return [form] if form else []
     num = _as_number(value)
     if num is None or (isinstance(num, float) and not math.isfinite(num)):
         return []
@@ -46,6 +61,8 @@ def exact_form(value, rel_tol: float) -> str | None:
     """The one canonical form stored for an expected value."""
     if isinstance(value, str):
         return "s:" + value.strip().lower()
+    if as_array(value) is not None:
+        return _int_array_form(value)
     num = _as_number(value)
     if num is None or (isinstance(num, float) and not math.isfinite(num)):
         return None
@@ -62,8 +79,9 @@ def digest(salt: str, qid: str, form: str) -> str:
 class Hashed:
     """An expected (or known-wrong) value known only by its digest."""
 
-    def __init__(self, hexdigest: str, salt: str, qid: str, rel_tol: float, is_text: bool):
+    def __init__(self, hexdigest: str, salt: str, qid: str, rel_tol: float, is_text: bool, shape=None):
         self.hexdigest, self.salt, self.qid, self.rel_tol, self.is_text = hexdigest, salt, qid, rel_tol, is_text
+        self.shape, self.is_array = shape, shape is not None  # an array of whole numbers (a ranking)
 
     def matches(self, got) -> bool:
         if self.is_text != isinstance(got, str):
@@ -88,7 +106,21 @@ def to_public(exercise: Exercise, salt: str) -> dict:
         if q.kind != "text":
             for case in q.cases(random.Random(f"public-{q.qid}"), hidden=False):
                 expected = q.reference(*case)
+                if isinstance(expected, Partition):  # a proposal: the public check can only say it is well formed
+                    form = expected.public() if hasattr(expected, "public") else expected
+                    entry["cases"].append({"args": list(case), "text": False,
+                                           "partition": [form.n_items, form.n_groups, form.note(None)],
+                                           "mistakes": {}})
+                    continue
+                if as_array(expected) is not None and (q.kind == "function" or _int_array_form(expected) is None):
+                    if q.kind != "function":
+                        raise ValueError(f"{q.qid}: a value question's array answer must be whole numbers (it is "
+                                         "stored as a digest)")
+                    entry["cases"].append(_array_case(q, case, expected))
+                    continue
                 form = exact_form(expected, q.rel_tol)
+                if form is None:
+                    raise ValueError(f"{q.qid}: the reference gives {expected!r}, which has no public form")
                 wrong = {}
                 for m in q.mistakes:
                     try:
@@ -100,8 +132,24 @@ def to_public(exercise: Exercise, salt: str) -> dict:
                         wrong[m.name] = digest(salt, q.qid, mform)
                 entry["cases"].append({"args": list(case), "text": isinstance(expected, str),
                                        "expected": digest(salt, q.qid, form), "mistakes": wrong})
+                if form.startswith("a:"):
+                    entry["cases"][-1]["shape"] = list(as_array(expected)[0])
         questions.append(entry)
     return {"name": exercise.name, "title": exercise.title, "salt": salt, "questions": questions}
+
+
+def _array_case(q, case, expected) -> dict:
+    """A public case whose answer is an array (a function question: its inputs are public and the grade comes from
+    fresh hidden inputs) is stored as it is, with the arrays its known mistakes give."""
+    wrong = {}
+    for m in q.mistakes:
+        try:
+            value = as_array(m.fn(*case))
+        except Exception:  # a mistake model that does not apply to this case
+            continue
+        if value is not None and not matches(nest(*value), expected, q.rel_tol):
+            wrong[m.name] = nest(*value)
+    return {"args": list(case), "text": False, "array": True, "expected": nest(*as_array(expected)), "mistakes": wrong}
 
 
 def load_public(name: str) -> Exercise:
@@ -114,14 +162,18 @@ def load_public(name: str) -> Exercise:
 
         def reference(*case, table=table, qid=qid, tol=tol):
             c = table[_key(case)]
-            return Hashed(c["expected"], salt, qid, tol, c["text"])
+            if "partition" in c:
+                return Partition(*c["partition"])
+            return c["expected"] if c.get("array") else Hashed(c["expected"], salt, qid, tol, c["text"], c.get("shape"))
 
         def mistake(name, table=table, qid=qid, tol=tol):
             def fn(*case):
                 c = table[_key(case)]
                 if name not in c["mistakes"]:
                     raise LookupError(name)  # does not apply to this case
-                return Hashed(c["mistakes"][name], salt, qid, tol, c["text"])
+                if c.get("array"):
+                    return c["mistakes"][name]
+                return Hashed(c["mistakes"][name], salt, qid, tol, c["text"], c.get("shape"))
             return fn
 
         cases = [tuple(c["args"]) for c in qd["cases"]] or [()]

@@ -28,7 +28,10 @@ from pathlib import Path
 from ..checks.core import judge, matches
 from . import GRADER_VERSION, sandbox, worker
 
-EXERCISES = {"ex01_cache_sizing": "mqa_edu.grading.exercises.ex01_cache_sizing"}  # private definitions
+EXERCISES = {"ex01_cache_sizing": "mqa_edu.grading.exercises.ex01_cache_sizing",  # private definitions
+             "ex02_head_redundancy": "mqa_edu.grading.exercises.ex02_head_redundancy",
+             "ex03_quality_tradeoff": "mqa_edu.grading.exercises.ex03_quality_tradeoff",
+             "ex04_case_studies": "mqa_edu.grading.exercises.ex04_case_studies"}
 REPO = Path(__file__).resolve().parents[2]
 
 

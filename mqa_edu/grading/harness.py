@@ -18,7 +18,7 @@ import json
 SETUP = '''
 def __mqa_setup(forbidden_modules, forbidden_paths, entry):
     import difflib, json, os, sys
-    from mqa_edu.checks.core import NotAnswered, Question, call_answer
+    from mqa_edu.checks.core import NotAnswered, Question, as_array, call_answer, nest
 
     os.environ["MQA_EDU_GRADING"] = "1"
     mods = tuple(forbidden_modules)
@@ -41,8 +41,8 @@ def __mqa_setup(forbidden_modules, forbidden_paths, entry):
     load, dumps, close_matches, open_ = json.load, json.dumps, difflib.get_close_matches, open
 
     def plain(v, depth=0):
-        """A value the grader can read back safely: None, bool, a bounded int, float, a capped str, or a short
-        description of anything else. Runs inside the call's time limit, so a __repr__ that hangs is stopped."""
+        """A value the grader can read back safely: None, bool, a bounded int, float, a capped str, an array as
+        nested lists (at most a million numbers), or a short description of anything else. Runs inside the call's time limit, so a __repr__ that hangs is stopped."""
         if v is None or isinstance(v, bool):
             return bool(v) if v is not None else None
         if isinstance(v, int):
@@ -55,6 +55,9 @@ def __mqa_setup(forbidden_modules, forbidden_paths, entry):
         if isinstance(v, str):
             text = str.__str__(v)
             return text if len(text) <= 20_000 else text[:20_000] + " [cut]"
+        arr = as_array(v)  # a numpy array, a tensor or nested lists of numbers: sent back as nested lists
+        if arr is not None:
+            return nest(*arr)
         item = getattr(v, "item", None)
         if depth == 0 and callable(item) and getattr(v, "shape", None) == ():  # numpy scalars
             return plain(item(), 1)

@@ -1,0 +1,81 @@
+"""Data the graded exercises work on, built the same way in the student's notebook and in the grader.
+
+Exercise 2 (head redundancy) looks inside the shipped 8-head text model (mqa_edu/results/text_mha_seed0, trained by
+``python -m mqa_edu.experiments tradeoff``) on four fixed 128-byte windows of *Persuasion*, a novel it never trained
+on. Everything is recomputed in float64 from the checkpoint, so the student's kernel and the grader's process get the
+same numbers.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+STARTS = (1000, 5000, 9000, 13000)  # byte offsets into persuasion.txt
+LENGTH = 128  # the model's max_seq_len
+CHECKPOINT = "text_mha_seed0.safetensors"
+
+
+def _model():
+    import torch
+
+    from .experiments import RESULTS_DIR
+    from .train import load_checkpoint
+
+    return load_checkpoint(RESULTS_DIR / CHECKPOINT, dtype=torch.float64)[0]
+
+
+def tokens():
+    """(4, 128) byte ids: the four windows of Persuasion."""
+    import torch
+
+    from .data import encode, load_novel
+
+    ids = encode(load_novel("persuasion"))
+    return torch.stack([ids[s:s + LENGTH] for s in STARTS])
+
+
+def eval_batches(n: int = 4, seed: int = 0):
+    """Fixed (inputs, targets) batches of Persuasion (n x 8 windows of 128 bytes) for scoring a converted model."""
+    import torch
+
+    from .data import austen_splits, text_batch
+
+    val = austen_splits().val
+    g = torch.Generator().manual_seed(seed)
+    return [text_batch(val, 8, LENGTH, g) for _ in range(n)]
+
+
+@lru_cache(maxsize=1)
+def head_maps() -> dict:
+    """Per layer and head, as NumPy float64 arrays (the 4 windows stacked: 4 x 128 = 512 query rows):
+
+    - "log_weights" (n_layers, n_heads, 512, 128): log of each head's attention weights, -inf where a weight is 0;
+      softmax over the visible keys gives the weights back (log weights are scores up to a per-row constant);
+    - "mask" (512, 128): True where a query may see a key (causal, within its own window);
+    - "keys", "values", "outputs" (n_layers, n_heads, 512, head_dim): rotated keys, values, each head's output;
+    - "importance" (n_layers, n_heads): the rise in loss (nats) when the head is ablated, on :func:`eval_batches`.
+    """
+    import numpy as np
+    import torch
+
+    from .redundancy import ablation_importance, head_internals
+
+    model = _model()
+    with torch.no_grad():
+        inside = head_internals(model, tokens())
+
+    def per_head(x):  # (batch, heads, t, d) -> (heads, batch * t, d)
+        return x.permute(1, 0, 2, 3).reshape(x.shape[1], -1, x.shape[-1]).numpy()
+
+    causal = np.tril(np.ones((LENGTH, LENGTH), dtype=bool))
+    mask = np.tile(causal, (len(STARTS), 1))
+    with np.errstate(divide="ignore"):
+        log_w = np.stack([np.log(np.where(mask, per_head(layer["weights"]), 1.0)) for layer in inside])
+    log_w[:, :, ~mask] = 0.0  # masked entries: any value (the mask says to ignore them)
+    maps = {"log_weights": log_w, "mask": mask,
+            "keys": np.stack([per_head(layer["keys"]) for layer in inside]),
+            "values": np.stack([per_head(layer["values"]) for layer in inside]),
+            "outputs": np.stack([per_head(layer["outputs"]) for layer in inside]),
+            "importance": ablation_importance(model, eval_batches()).double().numpy()}
+    for v in maps.values():
+        v.setflags(write=False)  # shared by every caller: nobody may change them
+    return maps

@@ -1,0 +1,150 @@
+"""Exercise 2 (head redundancy): the references agree with the course's measures, hidden cases are fresh and catch
+every known mistake (unmasked softmax, bits, KL, uncentred CKA...), a proposed grouping is judged by the loss of the
+converted model, and the grader gives the solution full marks, hints for planted mistakes, and 0 to an answer that
+calls the course's code."""
+import json
+import random
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from mqa_edu.checks import core
+from mqa_edu.grading.cli import main as grade_main
+from mqa_edu.grading.exercises import ex02_head_redundancy as ex02
+from mqa_edu.grading.sandbox import sandbox_problem
+from tests.conftest import with_cell
+
+EXERCISE = ex02.EXERCISE
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "ex02_head_redundancy.ipynb"
+STUDENT = ROOT / "exercises" / "ex02_head_redundancy.ipynb"
+AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
+NO_SANDBOX = ["--no-sandbox"] if sandbox_problem() else []
+
+
+def test_measures_agree_with_the_course():
+    from mqa_edu.redundancy import js_divergence, linear_cka
+    js, cka = EXERCISE.question("q1"), EXERCISE.question("q2")
+    for a, b, mask in js.cases(random.Random(7), True):
+        p, q = (torch.tensor(ex02._softmax(s, np.asarray(mask))) for s in (a, b))
+        assert js.reference(a, b, mask) == pytest.approx(js_divergence(p, q), rel=1e-9, abs=1e-12)
+    for x, y in cka.cases(random.Random(7), True):
+        assert cka.reference(x, y) == pytest.approx(linear_cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)),
+                                                    rel=1e-9)
+
+
+def test_hidden_cases_cover_the_traps():
+    js_cases = EXERCISE.question("q1").cases(random.Random(1), True)
+    weights = [ex02._softmax(a, np.asarray(mask)) for a, _, mask in js_cases]
+    assert any(((w == 0) & np.asarray(mask)).any() for w, (_, _, mask) in zip(weights, js_cases))  # 0 log 0
+    assert any(not np.asarray(mask)[0, 1:].any() for _, _, mask in js_cases)  # causal
+    assert any(np.asarray(mask)[-1, :-1].sum() < len(mask[0]) - 1 for _, _, mask in js_cases)  # padding holes
+    cka = EXERCISE.question("q2")
+    assert any(cka.reference(x, y) == pytest.approx(1.0) for x, y in cka.cases(random.Random(1), True))
+
+
+def test_model_answers_agree_with_the_course_measures():
+    from mqa_edu.exercise_data import _model, eval_batches, tokens
+    from mqa_edu.redundancy import ablation_importance, head_internals, head_similarity
+    maps = ex02._maps()
+    with torch.no_grad():
+        js = head_similarity(head_internals(_model(), tokens()), "weights", "js")[ex02.LAYER]
+    js.fill_diagonal_(float("inf"))
+    i, j = divmod(int(js.argmin()), js.shape[0])
+    assert ex02._pair() == f"{min(i, j)},{max(i, j)}"
+    np.testing.assert_allclose(maps["importance"], ablation_importance(_model(), eval_batches()).numpy(), atol=1e-9)
+    assert sorted(ex02._ranking()) == list(range(8)) and ex02._ranking() != ex02._ranking(descending=False)
+
+
+def test_a_grouping_is_judged_by_the_loss_of_the_converted_model():
+    q = EXERCISE.question("q5")
+    form, loss = q.reference("form"), q.reference("loss")
+    rand = ex02._random_losses()
+    contiguous = [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert ex02._converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))) == pytest.approx(
+        ex02._converted_loss(((1, 0), (3, 2), (5, 4), (7, 6))))  # order within and between groups does not matter
+    assert form.matches(contiguous) and form.matches(np.array(contiguous))
+    assert loss.matches(contiguous) == (ex02._converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))) <= np.median(rand))
+    for bad, words in (([[0, 1], [2, 3], [4, 5]], "exactly 4 groups"), ([[0, 1, 2, 3], [4, 5, 6, 7]], "exactly 4"),
+                       ([[0, 0], [2, 3], [4, 5], [6, 7]], "exactly once"), ("0,1 2,3", "list of 4 lists"),
+                       ([[0, 1], [2, 3], [4, 5], [6, 8]], "exactly once")):
+        ok, msg = core.judge(q, ("form",), bad)
+        assert not ok and words in msg, (bad, msg)
+    ok, msg = core.judge(q, ("loss",), contiguous)
+    assert f"of {ex02.N_RANDOM} random groupings" in msg
+
+
+def test_public_form_stores_the_model_answers_as_digests():
+    public = json.loads((ROOT / "mqa_edu" / "checks" / "public" / "ex02_head_redundancy.json").read_text())
+    import re
+    for q in public["questions"]:
+        if q["kind"] in ("choice", "value"):  # model answers are stored as digests only
+            assert all(re.fullmatch(r"[0-9a-f]{32}", c["expected"]) for c in q["cases"] if "partition" not in c)
+    text = json.dumps(public)
+    assert str(ex02._ranking()) not in text and str(ex02._ranking()).replace(" ", "") not in text
+
+
+def bad_grouping():
+    """A well-formed grouping whose converted model is worse than the median random one."""
+    import itertools
+    median = np.median(ex02._random_losses())
+    for perm in itertools.permutations(range(8)):
+        groups = tuple(tuple(sorted(perm[i:i + 2])) for i in range(0, 8, 2))
+        if ex02._converted_loss(groups) > median:
+            return [list(g) for g in groups]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    sol = nbformat.read(SOLUTION, as_version=4)
+    subs, out = tmp_path_factory.mktemp("ex02_subs"), tmp_path_factory.mktemp("ex02_out")
+    planted = with_cell(with_cell(with_cell(
+        sol, "def js_divergence(", "import numpy as np\ndef js_divergence(a, b, mask):\n"
+        "    def sm(s):\n        s = np.asarray(s, float)\n        e = np.exp(s - s.max(-1, keepdims=True))\n"
+        "        return e / e.sum(-1, keepdims=True)\n    p, q = sm(a), sm(b)\n    m = (p + q) / 2\n"
+        "    kl = lambda x: np.sum(np.where(x > 0, x * np.log(np.where(x > 0, x, 1) / m), 0), -1)\n"
+        "    return float(np.mean(kl(p) / 2 + kl(q) / 2))"),
+        "def importance_ranking(", "def importance_ranking():\n    return [int(h) for h in np.argsort(importance[0])]"),
+        "def kv_groups(", f"def kv_groups():\n    return {bad_grouping()}")
+    course_code = with_cell(sol, "def linear_cka(", "def linear_cka(x, y):\n    import torch\n"
+                            "    from mqa_edu.redundancy import linear_cka as cka\n"
+                            "    return cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))")
+    for name, nb in {"solution": sol, "planted": planted, "course_code": course_code,
+                     "blank": nbformat.read(STUDENT, as_version=4)}.items():
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    argv = [str(subs), "--exercise", "ex02_head_redundancy", "--out", str(out), "--jobs", "2", "--cell-timeout",
+            "120", "--call-timeout", "20", "--timeout", "300", "--no-progress", *NO_SANDBOX]
+    assert grade_main(argv) == 0
+    return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+
+
+def test_grader_gives_the_solution_full_marks(graded):
+    r = graded["solution"]
+    assert r["total"] == AUTO, r
+    assert "random groupings" in " ".join(r["questions"]["ex02.q5"]["messages"]) or r["questions"]["ex02.q5"][
+        "points"] == 20
+    assert r["free_text"]["ex02.q6"].startswith("The map only says")
+
+
+def test_grader_names_planted_mistakes(graded):
+    q = graded["planted"]["questions"]
+    text = lambda qid: " ".join(q[qid]["messages"])  # noqa: E731
+    assert q["ex02.q1"]["points"] < 20 and "BEFORE normalising" in text("ex02.q1")
+    assert q["ex02.q4"]["points"] == 0 and "most important first" in text("ex02.q4")
+    assert q["ex02.q5"]["points"] == 10 and "random groupings" in text("ex02.q5")  # well formed, worse than chance
+    assert q["ex02.q2"]["points"] == 20 and q["ex02.q7"]["points"] == 10
+
+
+def test_an_answer_that_calls_the_course_code_scores_zero(graded):
+    r = graded["course_code"]
+    assert r["questions"]["ex02.q2"]["points"] == 0 and "course's own code" in " ".join(
+        r["questions"]["ex02.q2"]["messages"])
+    # Q5 of the solution calls linear_cka, which now calls the course: it scores 0 too
+    assert r["total"] == AUTO - 20 - 20
+
+
+def test_the_blank_exercise_scores_zero(graded):
+    assert graded["blank"]["total"] == 0
