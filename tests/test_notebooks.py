@@ -15,8 +15,12 @@ from mqa_edu.device import SIMULATE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURES = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# the lecture notebooks' full versions (their "your turn" cells solved), the sources of notebooks/ 01-02
+FULL_VERSIONS = sorted((ROOT / "solutions" / "lectures").glob("*.ipynb"))
 # the course, every solution, and every exercise in its unsolved state
-NOTEBOOKS = LECTURES + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
+NOTEBOOKS = (LECTURES + FULL_VERSIONS + sorted((ROOT / "solutions").glob("*.ipynb"))
+             + sorted((ROOT / "exercises").glob("*.ipynb")))
+YOUR_TURN = re.compile(r'check\("(nb\d\d\.yt_\w+)"')
 GPU_BRANCH = [p for p in LECTURES if "gpu_branch(device)" in p.read_text()]
 # The instructor's copy has the graded exercises' private definitions; the student release does not.
 PRIVATE_DEFINITIONS = (ROOT / "mqa_edu" / "grading" / "exercises").is_dir()
@@ -100,6 +104,12 @@ def test_notebook_executes(path):
         echoed = [c.source for c in nb.cells if "check(" in c.source
                   for o in c.get("outputs", []) if o.output_type == "execute_result"]
         assert not echoed, f"check cells echo a value under their feedback: {echoed}"
+    tasks = YOUR_TURN.findall(path.read_text().replace('\\"', '"'))
+    text = text_outputs(nb)
+    if path in FULL_VERSIONS:  # the lecturer's version: every "your turn" solved and passing
+        assert tasks and text.count("checks passed.") == len(tasks) and "✗" not in text, text[-2000:]
+    elif path in LECTURES and tasks:  # the student's version: each task reports it is waiting, and the notebook goes on
+        assert text.count("not yet attempted. The notebook goes on with") == len(tasks), text[-2000:]
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
 
 

@@ -123,4 +123,10 @@ EXERCISES = {nb: Exercise(name=nb, title=f"Notebook {nb[2:]} · check your under
 
 
 def exercise_for(qid: str) -> Exercise:
-    return EXERCISES[qid.split(".")[0]]
+    """A notebook's questions: its "check your understanding" ones and its "your turn" tasks (yourturn.py, loaded
+    on first use: it needs NumPy)."""
+    from .yourturn import QUESTIONS as YOUR_TURN
+
+    nb = qid.split(".")[0]
+    ex = EXERCISES[nb]
+    return Exercise(name=ex.name, title=ex.title, questions=ex.questions + YOUR_TURN.get(nb, []))

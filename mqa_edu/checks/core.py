@@ -66,6 +66,7 @@ class Question:
     hint: str = ""  # shown when the answer is wrong and no known mistake matches
     cascade: Cascade | None = None  # graded only: how this answer builds on an earlier one
     rubric: str = ""  # kind "text": how the instructor marks it (exported with the answers by mqa-grade)
+    after: str = ""  # a "your turn" task: what the notebook uses next, so an unsolved task never blocks it
 
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases
@@ -94,7 +95,7 @@ class Exercise:
 
 # -------------------------------------------------------------------------------------------------- judging
 def _describe(value) -> str:
-    text = repr(value)
+    text = " ".join(repr(value).split())  # an array's repr on one line
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -139,7 +140,7 @@ def as_array(value):
             for x in v:
                 walk(x, depth + 1)
         else:
-            n = _as_number(v)
+            n = int(v) if isinstance(v, bool) else _as_number(v)  # a mask's True/False count as 1/0 in an array
             if n is None or depth != len(shape) or len(flat) >= MAX_ARRAY:
                 raise ValueError("not a number")
             flat.append(n)
@@ -169,9 +170,15 @@ def _arrays_match(got, expected, rel_tol: float) -> bool:
         return False
     if rel_tol == 0:
         return g[1] == e[1]
-    scale = max((abs(x) for x in e[1]), default=0.0)  # entries near zero are judged against the array's scale
-    return all(isinstance(x, (int, float)) and math.isfinite(x)
-               and math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol * scale + 1e-12) for x, y in zip(g[1], e[1]))
+    finite = [abs(x) for x in e[1] if math.isfinite(x)]
+    scale = max(finite, default=0.0)  # entries near zero are judged against the array's scale
+
+    def same(x, y):
+        if not (math.isfinite(x) and math.isfinite(y)):  # NaN or inf: equal only to the same non-finite value
+            return (math.isnan(x) and math.isnan(y)) or x == y
+        return math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol * scale + 1e-12)
+
+    return all(same(x, y) for x, y in zip(g[1], e[1]))
 
 
 class Partition:
@@ -259,8 +266,14 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
         if arr is None:
             return False, (f"{call} returned {type(got).__name__} {_describe(got)}; expected an array of shape "
                            f"{want} (a numpy array or nested lists of numbers)")
-        if any(isinstance(x, float) and not math.isfinite(x) for x in arr[1]):
-            return False, f"{call} returned an array with NaN or infinite entries"
+        if any(isinstance(x, float) and math.isnan(x) for x in arr[1]):
+            for m in q.mistakes:  # a known mistake may explain the NaN (a softmax without its max subtracted)
+                try:
+                    if matches(got, m.fn(*case), q.rel_tol):
+                        return False, f"{call} contains NaN: {m.hint}"
+                except Exception:
+                    continue
+            return False, f"{call} returned an array with NaN entries"
         if arr[0] != want:
             for m in q.mistakes:  # a known mistake may explain the shape too
                 try:
@@ -439,7 +452,7 @@ def _check(qid: str, answer) -> bool | None:
             used |= u
             results.append(judge(q, case, value, error))
     except NotAnswered:
-        print(f"{header}\n  not answered yet.")
+        print(f"{header}\n  " + (f"not yet attempted. {q.after}" if getattr(q, "after", "") else "not answered yet."))
         _PUBLIC_RESULTS[q.qid] = (0, q.points)
         return None
     passed = sum(ok for ok, _ in results)
@@ -448,7 +461,9 @@ def _check(qid: str, answer) -> bool | None:
         lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers must be "
                      "written from scratch: at grading this question scores 0.")
     all_ok = passed == len(results) and not used
-    if all_ok and q.kind == "function":
+    if all_ok and q.kind == "function" and q.qid.startswith("nb"):  # a "your turn" task: nothing is graded
+        verdict = f"all {passed} checks passed."
+    elif all_ok and q.kind == "function":
         verdict = f"public checks passed ({passed}/{len(results)}). Hidden tests with other inputs run at grading."
     elif all_ok and isinstance(q.reference(*q.cases(rng, hidden=False)[0]), Partition):
         verdict = "a valid proposal: its quality is scored at grading."

@@ -23,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py",
+           "tests/test_exercises.py", "tests/test_ex02.py", "tests/test_ex03.py", "tests/test_ex04.py",
            "benchmarks/grader_bench.py")
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
               "build", "dist"}
@@ -49,7 +50,7 @@ def solution_lines(repo: Path = REPO) -> set[str]:
     import nbformat
 
     lines = set()
-    for nb_path in sorted((repo / "solutions").glob("*.ipynb")):
+    for nb_path in sorted((repo / "solutions").rglob("*.ipynb")):  # exercises, and the lectures' full versions
         nb = nbformat.read(nb_path, as_version=4)
         for cell in nb.cells:
             inside = False
