@@ -138,3 +138,31 @@ def test_notebook_retrain_switch_runs(path, tmp_path):
     assert not errors(nb), errors(nb)
     out = text_outputs(nb)
     assert "size 'quick'" in out if path.stem.startswith("09") else "model trained here" in out
+
+
+SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
+
+
+@pytest.mark.parametrize("path", LECTURES + FULL_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_cell_has_slide_metadata_and_headings_start_slides(path):
+    """`jupyter nbconvert --to slides` makes one slide per heading (not one endless page), and skips the set-up
+    cell. New notebooks must follow: run the same rule on them."""
+    nb = nbformat.read(path, as_version=4)
+    types = [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells]
+    assert all(t in SLIDE_TYPES for t in types), [i for i, t in enumerate(types) if t not in SLIDE_TYPES]
+    for i, (cell, kind) in enumerate(zip(nb.cells, types)):
+        head = cell.source.lstrip()
+        if cell.cell_type == "markdown" and head.startswith(("# ", "## ")):
+            assert kind == "slide", f"cell {i} is a heading: it must start a slide"
+        if cell.cell_type == "markdown" and head.startswith("### "):
+            assert kind in ("slide", "subslide"), f"cell {i} is a sub-heading: it must start a (sub)slide"
+    assert next(k for c, k in zip(nb.cells, types) if c.cell_type == "code") == "skip", "skip the set-up cell"
+    assert types.count("slide") >= 3
+
+
+@pytest.mark.parametrize("path", LECTURES[:2], ids=lambda p: p.stem)
+def test_slides_render_one_section_per_slide(path):
+    from nbconvert import SlidesExporter
+    html, _ = SlidesExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    n_slides = sum(c.metadata["slideshow"]["slide_type"] == "slide" for c in nbformat.read(path, as_version=4).cells)
+    assert html.count("<section") >= n_slides > 1
