@@ -1,0 +1,133 @@
+"""Lecture slides that work without a network: every notebook as a reveal.js deck whose scripts, styles and fonts are
+local files.
+
+    python -m mqa_edu.slides notebooks/01_attention_in_numpy.ipynb --out slides/      # one deck
+    python -m mqa_edu.slides --all --out slides/ --execute                             # every lecture, with outputs
+
+nbconvert's deck template loads reveal.js, jQuery, require.js, Font Awesome, MathJax, the widget renderer and
+mermaid from public CDNs. Here each comes from the npm registry at build time instead, at a pinned version whose
+tarball is checked against the registry's SHA-512 integrity hash, and is unpacked next to the decks
+(``<out>/_assets``). mermaid is replaced by a two-line stub: no notebook of the course draws a mermaid diagram.
+A stylesheet wraps long code lines instead of cutting them at the slide's edge.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = "https://registry.npmjs.org"
+# name -> (npm package, version, sha512 integrity, files or folders of the package to keep)
+ASSETS = {
+    "reveal.js": ("reveal.js", "4.6.1", ("dist", "plugin/notes")),
+    "jquery": ("jquery", "3.7.1", ("dist/jquery.min.js",)),
+    "requirejs": ("requirejs", "2.3.7", ("require.js",)),
+    "font-awesome": ("font-awesome", "4.7.0", ("css", "fonts")),
+    "html-manager": ("@jupyter-widgets/html-manager", "1.0.13", ("dist",)),
+    "mathjax": ("mathjax", "2.7.9", ("MathJax.js", "config", "jax/input/TeX", "jax/output/CommonHTML", "jax/element",
+                                     "extensions", "fonts/HTML-CSS/TeX/woff", "localization/en")),
+}
+WRAP_CSS = """/* long code lines wrap instead of running off the slide */
+.reveal pre, .reveal pre code, .reveal .jp-InputArea-editor pre, .reveal .jp-OutputArea-output pre {
+  white-space: pre-wrap; word-break: break-word; overflow-x: hidden; }
+.reveal .jp-Cell { max-width: 100%; }
+"""
+MERMAID_STUB = "export default { initialize() {} };  // the course draws no mermaid diagrams\n"
+
+
+def _integrity(package: str, version: str) -> tuple[str, str]:
+    with urllib.request.urlopen(f"{REGISTRY}/{package.replace('/', '%2f')}/{version}", timeout=60) as r:
+        dist = json.load(r)["dist"]
+    return dist["tarball"], dist["integrity"]
+
+
+def fetch_assets(folder: Path) -> Path:
+    """Download (once) and unpack every asset into ``folder``; returns it. Raises with a clear message offline."""
+    folder = Path(folder)
+    for name, (package, version, keep) in ASSETS.items():
+        target = folder / name
+        stamp = target / ".version"
+        if stamp.is_file() and stamp.read_text() == version:
+            continue
+        try:
+            url, integrity = _integrity(package, version)
+            with urllib.request.urlopen(url, timeout=120) as r:
+                data = r.read()
+        except OSError as e:
+            raise RuntimeError(f"could not fetch {package}@{version} from {REGISTRY} ({e}): the deck's assets are "
+                               "fetched once, at build time; build where the npm registry is reachable, then the "
+                               "decks work offline") from None
+        algo, expected = integrity.split("-", 1)
+        if base64.b64encode(hashlib.new(algo, data).digest()).decode() != expected:
+            raise RuntimeError(f"{package}@{version}: the tarball does not match the registry's {algo} integrity hash")
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                rel = member.name.split("/", 1)[1] if "/" in member.name else member.name
+                if not member.isfile() or not any(rel == k or rel.startswith(k + "/") for k in keep):
+                    continue
+                dest = target / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(member).read())
+        stamp.write_text(version)
+    (folder / "mermaid-stub.mjs").write_text(MERMAID_STUB)
+    (folder / "wrap.css").write_text(WRAP_CSS)
+    return folder
+
+
+def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -> Path:
+    """Write ``<out>/<name>.slides.html`` for ``notebook``, pointing at ``<out>/_assets``."""
+    import nbformat
+    from nbconvert import SlidesExporter
+
+    out = Path(out)
+    fetch_assets(out / "_assets")
+    nb = nbformat.read(notebook, as_version=4)
+    if execute:
+        from nbclient import NotebookClient
+
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(Path(notebook).parent)}}).execute()
+    rel = "_assets"
+    exporter = SlidesExporter(
+        reveal_url_prefix=f"{rel}/reveal.js", jquery_url=f"{rel}/jquery/dist/jquery.min.js",
+        require_js_url=f"{rel}/requirejs/require.js", font_awesome_url=f"{rel}/font-awesome/css/font-awesome.min.css",
+        mathjax_url=f"{rel}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
+        widget_renderer_url=f"{rel}/html-manager/dist/embed-amd.js", jupyter_widgets_base_url=f"{rel}/",
+        mermaid_js_url=f"./{rel}/mermaid-stub.mjs", mermaid_layout_elk_js_url=f"./{rel}/mermaid-stub.mjs")
+    html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
+    html = html.replace("</head>", f'<link rel="stylesheet" href="{rel}/wrap.css">\n</head>', 1)
+    path = out / f"{Path(notebook).stem}.slides.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def lecture_notebooks() -> list[Path]:
+    """What a lecturer presents: the full versions of 01-05 where they exist, the notebooks themselves otherwise."""
+    full = {p.name: p for p in (ROOT / "solutions" / "lectures").glob("*.ipynb")}
+    return [full.get(p.name, p) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mqa_edu.slides", description=__doc__.splitlines()[0])
+    ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render")
+    ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-05)")
+    ap.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks and their assets")
+    ap.add_argument("--execute", action="store_true", help="run each notebook first, so the deck has its outputs")
+    a = ap.parse_args(argv)
+    paths = lecture_notebooks() if a.all else a.notebooks
+    if not paths:
+        ap.error("name notebooks, or pass --all")
+    for p in paths:
+        print(f"wrote {deck(p, a.out, a.execute)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
