@@ -14,7 +14,9 @@ LENGTH = 128  # the model's max_seq_len
 CHECKPOINT = "text_mha_seed0.safetensors"
 
 
+@lru_cache(maxsize=1)
 def _model():
+    """The shipped model, loaded once per process and shared: callers copy it (``permute_heads``) before changing it."""
     import torch
 
     from .experiments import RESULTS_DIR
@@ -33,6 +35,7 @@ def tokens():
     return torch.stack([ids[s:s + LENGTH] for s in STARTS])
 
 
+@lru_cache(maxsize=4)
 def eval_batches(n: int = 4, seed: int = 0):
     """Fixed (inputs, targets) batches of Persuasion (n x 8 windows of 128 bytes) for scoring a converted model."""
     import torch
@@ -41,7 +44,7 @@ def eval_batches(n: int = 4, seed: int = 0):
 
     val = austen_splits().val
     g = torch.Generator().manual_seed(seed)
-    return [text_batch(val, 8, LENGTH, g) for _ in range(n)]
+    return tuple(text_batch(val, 8, LENGTH, g) for _ in range(n))  # cached: read the novels once per process
 
 
 @lru_cache(maxsize=1)

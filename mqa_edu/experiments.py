@@ -33,7 +33,7 @@ from .data import RecallTask, VOCAB_SIZE, austen_splits, text_batch
 from .device import describe_environment, pick_device
 from .heads import divisors, kv_cache_elements
 from .model import ModelConfig, Transformer
-from .train import TrainConfig, environment, evaluate, loss_on, save_checkpoint, train
+from .train import TrainConfig, environment, loss_on, save_checkpoint, train
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_FILE = "tradeoff.json"
@@ -279,19 +279,27 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
     return results
 
 
-def load_results(path=None) -> dict:
-    """The study's results: the shipped ones by default, or ``path`` (a tradeoff.json or the folder holding it)."""
+def read_results(path, file_name: str, fmt: str, study: str, label: str | None = None) -> dict:
+    """A study's JSON: ``path`` is the file or its folder (default: the results that ship with the package); the
+    file must carry ``format`` ``fmt``. A missing file names the command that makes it (``python -m
+    mqa_edu.experiments <study>``); ``label`` names the study in messages (default: ``study``)."""
+    label = label or study
     path = RESULTS_DIR if path is None else Path(path)
     if path.is_dir():
-        path = path / RESULTS_FILE
+        path = path / file_name
     if not path.exists():
-        raise FileNotFoundError(f"no study results at {path}: run `python -m mqa_edu.experiments tradeoff` "
+        raise FileNotFoundError(f"no {label} study results at {path}: run `python -m mqa_edu.experiments {study}` "
                                 "(or --quick) to make them")
     results = json.loads(path.read_text())
-    if results.get("format") != "mqa_edu.tradeoff/1":
-        raise ValueError(f"{path} is not a tradeoff study result (format {results.get('format')!r})")
+    if results.get("format") != fmt:
+        raise ValueError(f"{path} is not a {label} study result (format {results.get('format')!r})")
     results["folder"] = str(path.parent)
     return results
+
+
+def load_results(path=None) -> dict:
+    """The trade-off study's results: the shipped ones by default, or ``path`` (a tradeoff.json or its folder)."""
+    return read_results(path, RESULTS_FILE, "mqa_edu.tradeoff/1", "tradeoff")
 
 
 def main(argv=None) -> int:

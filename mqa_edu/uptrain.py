@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .convert import pooled_kv_layers, repeat_kv_heads, to_grouped
 from .heads import check_int
 from .model import Transformer
-from .train import TrainConfig, environment, evaluate, train
+from .data import text_batch
+from .train import TrainConfig, environment, evaluate, loss_on, train
 
 RESULTS_FILE = "smollm2_mqa.json"
 KV_WEIGHTS = ("k_proj.weight", "v_proj.weight")
@@ -57,8 +57,7 @@ def mean_loss(model: Transformer, ids: torch.Tensor) -> float:
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.shape[1] < 2:
         raise ValueError(f"ids must be a (batch, seq) tensor of token ids with seq >= 2, got "
                          f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
-    logits = model(ids)
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten()).item()
+    return loss_on(model, ids[:, :-1], ids[:, 1:]).item()
 
 
 def perplexity(model: Transformer, ids: torch.Tensor) -> float:
@@ -66,9 +65,10 @@ def perplexity(model: Transformer, ids: torch.Tensor) -> float:
     return math.exp(mean_loss(model, ids))
 
 
-def layer_costs(model: Transformer, ids: torch.Tensor, n_kv_heads: int = 1) -> list[float]:
-    """Extra loss (nats per token) of pooling each layer alone to ``n_kv_heads`` K/V heads, the others as shipped."""
-    base = mean_loss(model, ids)
+def layer_costs(model: Transformer, ids: torch.Tensor, n_kv_heads: int = 1, base: float | None = None) -> list[float]:
+    """Extra loss (nats per token) of pooling each layer alone to ``n_kv_heads`` K/V heads, the others as shipped.
+    ``base``: the unpooled model's loss on ``ids``, when the caller has it already."""
+    base = mean_loss(model, ids) if base is None else base
     costs = []
     for layer in range(model.cfg.n_layers):
         with pooled_kv_layers(model, [layer], n_kv_heads):
@@ -89,8 +89,8 @@ def greedy_pooling(model: Transformer, ids: torch.Tensor, n_kv_heads: int = 1, s
     """
     n = model.cfg.n_layers
     steps = n if steps is None else min(check_int("steps", steps), n)
-    alone = layer_costs(model, ids, n_kv_heads)
     base = mean_loss(model, ids)
+    alone = layer_costs(model, ids, n_kv_heads, base)
     ranked = [int(i) for i in np.argsort(alone)]
     order, losses, tried, passes = [], [], [], n + 1
     for _ in range(steps):
@@ -131,15 +131,6 @@ def freeze_all_but_kv(model: Transformer) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def windows(ids: torch.Tensor, batch: int, seq_len: int, generator: torch.Generator):
-    """Random windows of token ids -> (inputs, targets), targets shifted by one."""
-    if ids.numel() < seq_len + 2:
-        raise ValueError(f"the text has {ids.numel()} tokens, too few for seq_len={seq_len}")
-    starts = torch.randint(0, ids.numel() - seq_len - 1, (batch,), generator=generator)
-    w = torch.stack([ids[s:s + seq_len + 1] for s in starts.tolist()])
-    return w[:, :-1], w[:, 1:]
-
-
 def uptrain_kv(model: Transformer, train_ids: torch.Tensor, val_ids: torch.Tensor, steps: int, batch: int,
                seq_len: int, lr: float, warmup: int, eval_every: int, eval_batches: int, eval_seq_len: int,
                seed: int = 0, progress: bool = False) -> dict:
@@ -151,10 +142,10 @@ def uptrain_kv(model: Transformer, train_ids: torch.Tensor, val_ids: torch.Tenso
                       eval_batches=eval_batches, seed=seed)
 
     def train_batch(g):
-        return [t.to(device) for t in windows(train_ids, batch, seq_len, g)]
+        return [t.to(device) for t in text_batch(train_ids, batch, seq_len, g)]
 
     def val_batch(g):
-        return [t.to(device) for t in windows(val_ids, batch, eval_seq_len, g)]
+        return [t.to(device) for t in text_batch(val_ids, batch, eval_seq_len, g)]
 
     start = evaluate(model, val_batch, eval_batches, torch.Generator().manual_seed(seed + 1))
     record = train(model, cfg, train_batch, val_batch, progress=progress)
@@ -181,7 +172,7 @@ def smollm2_study(size: str = "cpu", out=None, device=None, seed: int = 0, log=p
     train_ids = torch.tensor(tok("\n".join(load_novel(n) for n in novels)).input_ids)
     val_ids = torch.tensor(tok(load_novel("persuasion")).input_ids)  # a whole novel never trained on
     # the search's text: fixed windows of the held-out novel, the same for every candidate
-    search_ids = windows(val_ids, 2, sz["eval_seq_len"], torch.Generator().manual_seed(seed + 2))[0].to(device)
+    search_ids = text_batch(val_ids, 2, sz["eval_seq_len"], torch.Generator().manual_seed(seed + 2))[0].to(device)
     modern_ids = torch.tensor([tok(modern_text()).input_ids], device=device)
 
     t0 = time.perf_counter()
@@ -189,7 +180,7 @@ def smollm2_study(size: str = "cpu", out=None, device=None, seed: int = 0, log=p
     search["wall_seconds"] = round(time.perf_counter() - t0, 1)
     log(f"greedy search: {search['forward_passes']} forward passes in {search['wall_seconds']} s")
 
-    shipped = {"search_text": mean_loss(model, search_ids), "modern": mean_loss(model, modern_ids)}
+    shipped = {"search_text": search["base"], "modern": mean_loss(model, modern_ids)}
     mqa = to_mqa(model)
     converted = {"search_text": mean_loss(mqa, search_ids), "modern": mean_loss(mqa, modern_ids)}
     log(f"loss as shipped {shipped}, as MQA {converted}; uptraining {sz['steps']} steps")
@@ -197,7 +188,8 @@ def smollm2_study(size: str = "cpu", out=None, device=None, seed: int = 0, log=p
                         sz["eval_every"], sz["eval_batches"], sz["eval_seq_len"], seed=seed, progress=progress)
     uptrained = {"search_text": mean_loss(mqa, search_ids), "modern": mean_loss(mqa, modern_ids)}
     # the curve's validation batches (same seed, same windows), scored by the model as shipped
-    val_shipped = evaluate(model, lambda g: [t.to(device) for t in windows(val_ids, sz["batch"], sz["eval_seq_len"], g)],
+    val_shipped = evaluate(model, lambda g: [t.to(device) for t in text_batch(val_ids, sz["batch"], sz["eval_seq_len"],
+                                                                              g)],
                            sz["eval_batches"], torch.Generator().manual_seed(seed + 1))
     results = {
         "format": "mqa_edu.smollm2_mqa/1", "size": size, "budget": {k: v for k, v in sz.items()}, "seed": seed,
@@ -223,15 +215,6 @@ def smollm2_study(size: str = "cpu", out=None, device=None, seed: int = 0, log=p
 
 def load_study(path=None) -> dict:
     """The SmolLM2 study's results: the shipped ones by default, or ``path`` (the JSON or its folder)."""
-    from .experiments import RESULTS_DIR
+    from .experiments import read_results
 
-    path = RESULTS_DIR if path is None else Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no SmolLM2 study results at {path}: run `python -m mqa_edu.experiments smollm2` "
-                                "(or --quick) to make them")
-    results = json.loads(path.read_text())
-    if results.get("format") != "mqa_edu.smollm2_mqa/1":
-        raise ValueError(f"{path} is not a SmolLM2 study result (format {results.get('format')!r})")
-    return results
+    return read_results(path, RESULTS_FILE, "mqa_edu.smollm2_mqa/1", "smollm2", label="SmolLM2")

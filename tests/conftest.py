@@ -101,3 +101,25 @@ def with_cell(nb, defines: str, source: str):
             c.source = source
             return nb
     raise AssertionError(f"no cell defines {defines}")
+
+
+def grade_batch(folder, exercise: str, notebooks: dict, *, cell_timeout: int, call_timeout: int, timeout: int) -> dict:
+    """Write ``notebooks`` (name -> notebook) into ``folder``/submissions, grade them all in one ``mqa-grade`` run
+    (sandboxed where bubblewrap works) and return each one's result, by name."""
+    import json
+    from pathlib import Path
+
+    import nbformat
+
+    from mqa_edu.grading.cli import main as grade_main
+    from mqa_edu.grading.sandbox import sandbox_problem
+
+    subs, out = Path(folder) / "submissions", Path(folder) / "grades"
+    subs.mkdir(parents=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    argv = [str(subs), "--exercise", exercise, "--out", str(out), "--jobs", "2", "--cell-timeout", str(cell_timeout),
+            "--call-timeout", str(call_timeout), "--timeout", str(timeout), "--no-progress",
+            *(["--no-sandbox"] if sandbox_problem() else [])]
+    assert grade_main(argv) == 0
+    return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}

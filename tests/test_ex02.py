@@ -12,17 +12,14 @@ import pytest
 import torch
 
 from mqa_edu.checks import core
-from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.exercises import ex02_head_redundancy as ex02
-from mqa_edu.grading.sandbox import sandbox_problem
-from tests.conftest import with_cell
+from tests.conftest import grade_batch, with_cell
 
 EXERCISE = ex02.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex02_head_redundancy.ipynb"
 STUDENT = ROOT / "exercises" / "ex02_head_redundancy.ipynb"
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
-NO_SANDBOX = ["--no-sandbox"] if sandbox_problem() else []
 
 
 def test_measures_agree_with_the_course():
@@ -100,7 +97,6 @@ def bad_grouping():
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     sol = nbformat.read(SOLUTION, as_version=4)
-    subs, out = tmp_path_factory.mktemp("ex02_subs"), tmp_path_factory.mktemp("ex02_out")
     planted = with_cell(with_cell(with_cell(
         sol, "def js_divergence(", "import numpy as np\ndef js_divergence(a, b, mask):\n"
         "    def sm(s):\n        s = np.asarray(s, float)\n        e = np.exp(s - s.max(-1, keepdims=True))\n"
@@ -112,13 +108,10 @@ def graded(tmp_path_factory):
     course_code = with_cell(sol, "def linear_cka(", "def linear_cka(x, y):\n    import torch\n"
                             "    from mqa_edu.redundancy import linear_cka as cka\n"
                             "    return cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))")
-    for name, nb in {"solution": sol, "planted": planted, "course_code": course_code,
-                     "blank": nbformat.read(STUDENT, as_version=4)}.items():
-        nbformat.write(nb, subs / f"{name}.ipynb")
-    argv = [str(subs), "--exercise", "ex02_head_redundancy", "--out", str(out), "--jobs", "2", "--cell-timeout",
-            "120", "--call-timeout", "20", "--timeout", "300", "--no-progress", *NO_SANDBOX]
-    assert grade_main(argv) == 0
-    return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+    notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
+                 "blank": nbformat.read(STUDENT, as_version=4)}
+    return grade_batch(tmp_path_factory.mktemp("ex02"), "ex02_head_redundancy", notebooks,
+                       cell_timeout=120, call_timeout=20, timeout=300)
 
 
 def test_grader_gives_the_solution_full_marks(graded):

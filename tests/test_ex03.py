@@ -2,7 +2,6 @@
 fresh and catch every known mistake, public checks name each planted mistake, array answers are judged entry by
 entry, and the grader gives the solution full marks, a planted-mistake notebook its hints, and 0 to an answer that
 calls the course's conversion code."""
-import json
 import random
 from pathlib import Path
 
@@ -12,16 +11,13 @@ import pytest
 import torch
 
 from mqa_edu.checks import core
-from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.exercises.ex03_quality_tradeoff import EXERCISE, _study
-from mqa_edu.grading.sandbox import sandbox_problem
-from tests.conftest import with_cell
+from tests.conftest import grade_batch, with_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex03_quality_tradeoff.ipynb"
 STUDENT = ROOT / "exercises" / "ex03_quality_tradeoff.ipynb"
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
-NO_SANDBOX = ["--no-sandbox"] if sandbox_problem() else []
 
 
 def test_pooling_reference_agrees_with_the_course_conversion():
@@ -108,7 +104,6 @@ def test_array_answers_are_judged_entry_by_entry(capsys):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     sol = nbformat.read(SOLUTION, as_version=4)
-    subs, out = tmp_path_factory.mktemp("ex03_subs"), tmp_path_factory.mktemp("ex03_out")
     planted = with_cell(with_cell(with_cell(
         sol, "def mean_pool_kv(", "import numpy as np\ndef mean_pool_kv(w, n_kv_heads, groups):\n"
         "    w = np.asarray(w, dtype=float)\n    hd = w.shape[0] // n_kv_heads\n"
@@ -121,13 +116,10 @@ def graded(tmp_path_factory):
                             "    from mqa_edu.convert import _pool_heads\n    import torch\n"
                             "    w = torch.tensor(w, dtype=torch.float64)\n"
                             "    return _pool_heads(w, groups, w.shape[0] // n_kv_heads).numpy()")
-    for name, nb in {"solution": sol, "planted": planted, "course_code": course_code,
-                     "blank": nbformat.read(STUDENT, as_version=4)}.items():
-        nbformat.write(nb, subs / f"{name}.ipynb")
-    argv = [str(subs), "--exercise", "ex03_quality_tradeoff", "--out", str(out), "--jobs", "2", "--cell-timeout",
-            "20", "--call-timeout", "5", "--timeout", "90", "--no-progress", *NO_SANDBOX]
-    assert grade_main(argv) == 0
-    return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+    notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
+                 "blank": nbformat.read(STUDENT, as_version=4)}
+    return grade_batch(tmp_path_factory.mktemp("ex03"), "ex03_quality_tradeoff", notebooks,
+                       cell_timeout=20, call_timeout=5, timeout=90)
 
 
 def test_grader_gives_the_solution_full_marks(graded):

@@ -1,23 +1,19 @@
 """Exercise 4 (design case studies): the references agree with the course's sizing code, each design follows from
 its stated rule, and the grader gives the solution full marks, hints for planted mistakes (fp16 only, GB for GiB,
 the layer budget read per layer), counts a wrong decode formula once, and collects both justifications."""
-import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.exercises import ex04_case_studies as ex04
-from mqa_edu.grading.sandbox import sandbox_problem
-from tests.conftest import with_cell
+from tests.conftest import grade_batch, with_cell
 
 EXERCISE = ex04.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex04_case_studies.ipynb"
 STUDENT = ROOT / "exercises" / "ex04_case_studies.ipynb"
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
-NO_SANDBOX = ["--no-sandbox"] if sandbox_problem() else []
 
 
 def test_references_agree_with_the_course_sizing():
@@ -56,7 +52,6 @@ def test_no_lecture_notebook_prints_a_case_study_answer():
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     sol = nbformat.read(SOLUTION, as_version=4)
-    subs, out = tmp_path_factory.mktemp("ex04_subs"), tmp_path_factory.mktemp("ex04_out")
     planted = with_cell(with_cell(
         sol, "def b_cache_gib(", "def b_cache_gib():\n    return 2 * 16 * 8 * 64 * 60_000 * 2 / 1e9\n\n\n"
                                  "def b_option():\n    return 'b'"),
@@ -72,13 +67,10 @@ def graded(tmp_path_factory):
                            "batch * bpe / (bw * 1e9) * 1e3")
     course_code = with_cell(sol, "def b_cache_gib(", "def b_cache_gib():\n    from mqa_edu.sizing import "
                             "kv_cache_bytes\n    return 1.83\n\n\ndef b_option():\n    return 'b'")
-    for name, nb in {"solution": sol, "planted": planted, "fp16_only": fp16_only, "no_weights": no_weights,
-                     "course_code": course_code, "blank": nbformat.read(STUDENT, as_version=4)}.items():
-        nbformat.write(nb, subs / f"{name}.ipynb")
-    argv = [str(subs), "--exercise", "ex04_case_studies", "--out", str(out), "--jobs", "2", "--cell-timeout", "20",
-            "--call-timeout", "5", "--timeout", "90", "--no-progress", *NO_SANDBOX]
-    assert grade_main(argv) == 0
-    return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+    notebooks = {"solution": sol, "planted": planted, "fp16_only": fp16_only, "no_weights": no_weights,
+                 "course_code": course_code, "blank": nbformat.read(STUDENT, as_version=4)}
+    return grade_batch(tmp_path_factory.mktemp("ex04"), "ex04_case_studies", notebooks,
+                       cell_timeout=20, call_timeout=5, timeout=90)
 
 
 def messages(r, qid):

@@ -8,6 +8,7 @@ import torch
 
 from mqa_edu import experiments, uptrain
 from mqa_edu.convert import pooled_kv_layers
+from mqa_edu.data import text_batch
 from mqa_edu.model import ModelConfig, Transformer
 from tests.conftest import raises_naming
 
@@ -93,7 +94,7 @@ def test_bad_input_is_named():
     with raises_naming(ValueError, "ids", "(batch, seq)"):
         uptrain.mean_loss(model, torch.tensor([1, 2, 3]))
     with raises_naming(ValueError, "seq_len", "too few"):
-        uptrain.windows(torch.arange(10), 2, 16, torch.Generator())
+        text_batch(torch.arange(10), 2, 16, torch.Generator())  # the batches uptraining draws
     with raises_naming(ValueError, "size", "quick"):
         uptrain.smollm2_study("huge")
     with raises_naming(ValueError, "steps"):

@@ -452,7 +452,7 @@ def _check(qid: str, answer) -> bool | None:
             used |= u
             results.append(judge(q, case, value, error))
     except NotAnswered:
-        print(f"{header}\n  " + (f"not yet attempted. {q.after}" if getattr(q, "after", "") else "not answered yet."))
+        print(f"{header}\n  " + (f"not yet attempted. {q.after}" if q.after else "not answered yet."))
         _PUBLIC_RESULTS[q.qid] = (0, q.points)
         return None
     passed = sum(ok for ok, _ in results)
@@ -461,7 +461,7 @@ def _check(qid: str, answer) -> bool | None:
         lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers must be "
                      "written from scratch: at grading this question scores 0.")
     all_ok = passed == len(results) and not used
-    if all_ok and q.kind == "function" and q.qid.startswith("nb"):  # a "your turn" task: nothing is graded
+    if all_ok and q.after:  # a "your turn" task: nothing is graded
         verdict = f"all {passed} checks passed."
     elif all_ok and q.kind == "function":
         verdict = f"public checks passed ({passed}/{len(results)}). Hidden tests with other inputs run at grading."

@@ -351,7 +351,3 @@ EXERCISE = Exercise(
     forbidden_paths=("mqa_edu/convert.py", "mqa_edu/experiments.py", "mqa_edu/uptrain.py", "mqa_edu/grading",
                      "solutions"),
 )
-
-
-def exercise_for(qid):
-    return EXERCISE

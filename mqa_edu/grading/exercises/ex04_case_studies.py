@@ -247,7 +247,3 @@ EXERCISE = Exercise(
     forbidden_modules=("mqa_edu.sizing", "mqa_edu.heads", "mqa_edu.uptrain", "mqa_edu.grading", "solutions"),
     forbidden_paths=("mqa_edu/sizing.py", "mqa_edu/heads.py", "mqa_edu/uptrain.py", "mqa_edu/grading", "solutions"),
 )
-
-
-def exercise_for(qid):
-    return EXERCISE
