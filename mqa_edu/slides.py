@@ -7,8 +7,10 @@ local files.
 nbconvert's deck template loads reveal.js, jQuery, require.js, Font Awesome, MathJax, the widget renderer and
 mermaid from public CDNs. Here each comes from the npm registry at build time instead, at a pinned version whose
 tarball is checked against the registry's SHA-512 integrity hash, and is unpacked next to the decks
-(``<out>/_assets``). mermaid is replaced by a two-line stub: no notebook of the course draws a mermaid diagram.
-A stylesheet wraps long code lines instead of cutting them at the slide's edge.
+(``<out>/_assets``). mermaid is replaced by a one-line stub inlined as a data: URL (a browser refuses to import a
+module from a file:// page; no notebook of the course draws a mermaid diagram), and the reveal.js themes' web-font
+imports (Google Fonts) are removed, so the text falls back to local fonts. A stylesheet wraps long code lines instead
+of cutting them at the slide's edge. tests/test_browser.py opens the decks in Chromium with the network blocked.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import sys
 import tarfile
 import urllib.request
@@ -37,9 +40,12 @@ ASSETS = {
 WRAP_CSS = """/* long code lines wrap instead of running off the slide */
 .reveal pre, .reveal pre code, .reveal .jp-InputArea-editor pre, .reveal .jp-OutputArea-output pre {
   white-space: pre-wrap; word-break: break-word; overflow-x: hidden; }
+/* reveal.js gives <pre> the full width plus padding, which ran past the code cell's clipped edge */
+.reveal pre { box-sizing: border-box; max-width: 100%; }
 .reveal .jp-Cell { max-width: 100%; }
 """
-MERMAID_STUB = "export default { initialize() {} };  // the course draws no mermaid diagrams\n"
+MERMAID_STUB = "data:text/javascript,export default {initialize() {}};"  # the course draws no mermaid diagrams
+WEB_FONT = re.compile(r"@import url\((['\"]?)https?://[^)]*\1\);?\n?")
 
 
 def _integrity(package: str, version: str) -> tuple[str, str]:
@@ -54,7 +60,7 @@ def fetch_assets(folder: Path) -> Path:
     for name, (package, version, keep) in ASSETS.items():
         target = folder / name
         stamp = target / ".version"
-        if stamp.is_file() and stamp.read_text() == version:
+        if stamp.is_file() and stamp.read_text() == f"{version} local fonts":
             continue
         try:
             url, integrity = _integrity(package, version)
@@ -75,8 +81,11 @@ def fetch_assets(folder: Path) -> Path:
                 dest = target / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(tar.extractfile(member).read())
-        stamp.write_text(version)
-    (folder / "mermaid-stub.mjs").write_text(MERMAID_STUB)
+        for css in target.rglob("*.css"):  # reveal.js's themes import web fonts from Google: not in a lecture hall
+            text = css.read_text(encoding="utf-8")
+            if WEB_FONT.search(text):
+                css.write_text(WEB_FONT.sub("", text), encoding="utf-8")
+        stamp.write_text(f"{version} local fonts")
     (folder / "wrap.css").write_text(WRAP_CSS)
     return folder
 
@@ -100,7 +109,7 @@ def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -
         require_js_url=f"{rel}/requirejs/require.js", font_awesome_url=f"{rel}/font-awesome/css/font-awesome.min.css",
         mathjax_url=f"{rel}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
         widget_renderer_url=f"{rel}/html-manager/dist/embed-amd.js", jupyter_widgets_base_url=f"{rel}/",
-        mermaid_js_url=f"./{rel}/mermaid-stub.mjs", mermaid_layout_elk_js_url=f"./{rel}/mermaid-stub.mjs")
+        mermaid_js_url=MERMAID_STUB, mermaid_layout_elk_js_url=MERMAID_STUB)
     html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
     html = html.replace("</head>", f'<link rel="stylesheet" href="{rel}/wrap.css">\n</head>', 1)
     path = out / f"{Path(notebook).stem}.slides.html"

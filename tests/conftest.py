@@ -1,5 +1,7 @@
 import contextlib
 import os
+import time
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,15 @@ def grade_batch(folder, exercise: str, notebooks: dict, *, cell_timeout: int, ca
             *(["--no-sandbox"] if sandbox_problem() else [])]
     assert grade_main(argv) == 0
     return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
+
+
+# where the browser tests (tests/test_browser.py) save a screenshot per notebook and of the decks
+SHOTS = Path(os.environ.get("MQA_EDU_SCREENSHOTS", Path(__file__).resolve().parents[1] / "screenshots"))
+_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say where the browser tests put the screenshots this run took."""
+    fresh = [p for p in SHOTS.glob("*.png") if p.stat().st_mtime >= _STARTED] if SHOTS.is_dir() else []
+    if fresh:
+        terminalreporter.write_line(f"browser screenshots: {len(fresh)} in {SHOTS}")

@@ -1,6 +1,7 @@
 """mqa-release: write the student copy of the course, without the answers (nbgrader's source -> release split).
 
     mqa-release OUT_DIR            # a fresh folder; --force replaces an existing one
+    mqa-release OUT_DIR --source git+https://github.com/you/course   # Colab installs from your published copy
 
 It copies the course's files (those git tracks, or, outside a git checkout, every file but caches and environments)
 and leaves out what only an instructor may see:
@@ -92,7 +93,26 @@ def leaks(out: Path, secret_lines: set[str], private_digests: set[str]) -> list[
     return found
 
 
-def release(out: Path, repo: Path = REPO, force: bool = False) -> list[Path]:
+def point_setup_cells(out: Path, source: str) -> int:
+    """Make every notebook's set-up cell in ``out`` install the course from ``source``; returns how many changed."""
+    import nbformat
+
+    from mqa_edu.setup_cell import is_setup_cell, setup_source
+
+    new_text = {p: setup_source(p.stem, source) for p in sorted(out.rglob("*.ipynb"))}  # checks source first
+    changed = 0
+    for path, text in new_text.items():
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and is_setup_cell(cell.source) and cell.source != text:
+                cell.source = text
+                nbformat.write(nb, path)
+                changed += 1
+                break
+    return changed
+
+
+def release(out: Path, repo: Path = REPO, force: bool = False, source: str | None = None) -> list[Path]:
     if out.exists():
         if not force:
             raise SystemExit(f"{out} exists: choose a new folder or pass --force")
@@ -104,6 +124,8 @@ def release(out: Path, repo: Path = REPO, force: bool = False) -> list[Path]:
         shutil.copy2(repo / f, out / f)
     private = {hashlib.sha256((repo / f).read_bytes()).hexdigest() for f in files if is_private(f)
                and (repo / f).stat().st_size > 200}
+    if source is not None:
+        point_setup_cells(out, source)
     found = leaks(out, solution_lines(repo), private)
     if found:
         raise SystemExit("the student release would leak:\n  " + "\n  ".join(found))
@@ -118,8 +140,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="mqa-release", description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the folder to write the student copy to")
     ap.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    ap.add_argument("--source", help="where the notebooks' set-up cell installs the course from when it is missing "
+                    "(Colab): a pip-installable URL of this release once published, e.g. git+https://github.com/you/"
+                    "course; default: mqa_edu.setup_cell.SOURCE")
     a = ap.parse_args(argv)
-    kept = release(a.out, force=a.force)
+    if a.source is not None:
+        from mqa_edu.setup_cell import setup_source
+        try:
+            setup_source("check", a.source)
+        except ValueError as e:
+            ap.error(f"--source: {e}")
+    kept = release(a.out, force=a.force, source=a.source)
     print(f"wrote {len(kept)} files to {a.out}; left out: {', '.join(PRIVATE)}; checked: nothing private leaked")
     return 0
 
