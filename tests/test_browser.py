@@ -76,6 +76,10 @@ class Guard:
         page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
 
 
+# straight to 127.0.0.1, whatever http_proxy says
+_LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,7 +113,7 @@ def lab(tmp_path_factory):
         deadline = time.monotonic() + 120
         while True:
             try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).read()
+                _LOCAL_OPENER.open(f"{base}/api/status?token={token}", timeout=5).read()
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
@@ -128,7 +132,7 @@ def lab(tmp_path_factory):
 def _rest(lab, method: str, path: str):
     req = urllib.request.Request(f"{lab['base']}{path}", method=method,
                                  headers={"Authorization": f"token {lab['token']}"})
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with _LOCAL_OPENER.open(req, timeout=30) as r:
         body = r.read()
     return json.loads(body) if body else None
 
@@ -204,10 +208,10 @@ def _move_every_control(page, cell) -> list[str]:
     for group in cell.locator(".widget-toggle-buttons").all():
         idle = group.locator("button:not(.mod-active)")
         if idle.count():
-            before = cell.evaluate(OUTPUT_STATE)
+            before, label = cell.evaluate(OUTPUT_STATE), idle.first.text_content()
             idle.first.click()
             if not _wait_until_changed(cell, before):
-                problems.append(f"toggle {idle.first.text_content()!r} did not change its output")
+                problems.append(f"toggle {label!r} did not change its output")
     return problems
 
 
@@ -232,15 +236,11 @@ def check_in_jupyterlab(lab, browser, rel: str, timeout_s: int = 180, shot: Path
         problems += [f"cell {c['index']}: never ran" for c in cells
                      if c["type"] == "code" and c["source"].strip() and c["count"] is None and not problems]
         panel = "#" + page.evaluate("() => jupyterapp.shell.currentWidget.id")
-        shown = None  # what the screenshot shows: the first widget, else the first plot, else the top
-        for c in cells:
-            mimes = {m for o in c["outputs"] for m in o["mimes"]}
-            if shown is None and "image/png" in mimes:
-                shown = c["index"]
-            if WIDGET_MIME not in mimes:
-                continue
-            shown = c["index"] if shown is None or WIDGET_MIME not in {m for o in cells[shown]["outputs"]
-                                                                        for m in o["mimes"]} else shown
+        with_mime = {mime: [c["index"] for c in cells if any(mime in o["mimes"] for o in c["outputs"])]
+                     for mime in (WIDGET_MIME, "image/png")}
+        # what the screenshot shows: the first widget, else the first plot, else the top
+        shown = (with_mime[WIDGET_MIME] + with_mime["image/png"] + [0])[0]
+        for c in (cells[i] for i in with_mime[WIDGET_MIME]):
             page.evaluate(f"() => jupyterapp.shell.currentWidget.content.scrollToItem({c['index']}, 'start')")
             cell = page.locator(f"{panel} .jp-Cell[data-windowed-list-index='{c['index']}']")
             area = cell.locator(".jp-Cell-outputArea")
@@ -260,7 +260,7 @@ def check_in_jupyterlab(lab, browser, rel: str, timeout_s: int = 180, shot: Path
                 problems += [f"cell {c['index']}: {p}" for p in _move_every_control(page, cell)]
         if shot is not None:
             shot.parent.mkdir(parents=True, exist_ok=True)
-            page.evaluate(f"() => jupyterapp.shell.currentWidget.content.scrollToItem({shown or 0}, 'start')")
+            page.evaluate(f"() => jupyterapp.shell.currentWidget.content.scrollToItem({shown}, 'start')")
             time.sleep(1)  # let the cells scrolled to be drawn
             page.screenshot(path=str(shot))
         problems += guard.errors
