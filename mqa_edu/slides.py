@@ -42,6 +42,9 @@ WRAP_CSS = """/* long code lines wrap instead of running off the slide */
   white-space: pre-wrap; word-break: break-word; overflow-x: hidden; }
 /* reveal.js gives <pre> the full width plus padding, which ran past the code cell's clipped edge */
 .reveal pre { box-sizing: border-box; max-width: 100%; }
+/* wide tables (notebook 09's results) shrink and wrap their cells instead of scrolling sideways off the slide */
+.reveal .jp-RenderedHTMLCommon table { max-width: 100%; font-size: 0.7em; table-layout: auto; }
+.reveal .jp-RenderedHTMLCommon td, .reveal .jp-RenderedHTMLCommon th { white-space: normal; padding: 0.2em 0.4em; }
 .reveal .jp-Cell { max-width: 100%; }
 """
 MERMAID_STUB = "data:text/javascript,export default {initialize() {}};"  # the course draws no mermaid diagrams

@@ -308,14 +308,14 @@ def test_the_checks_catch_a_broken_notebook(lab, browser):
 
 @pytest.fixture(scope="module")
 def decks(tmp_path_factory):
-    """Two executed lecture decks, one with a slider widget and one with a calculator of five controls."""
+    """Every lecture's deck, executed as `python -m mqa_edu.slides --all --execute` makes them (01-05 from their full
+    versions; 00, 01, 03 and 06 have widgets)."""
     chromium()
     from mqa_edu import slides
 
     out = tmp_path_factory.mktemp("decks")
-    chosen = [p for p in slides.lecture_notebooks() if p.stem in ("01_attention_in_numpy", "06_cache_sizing")]
     try:
-        return [slides.deck(p, out, execute=True) for p in chosen]
+        return [slides.deck(p, out, execute=True) for p in slides.lecture_notebooks()]
     except RuntimeError as e:
         if "could not fetch" in str(e):
             pytest.skip(str(e))
@@ -367,7 +367,6 @@ def test_offline_deck_pages_through_every_slide_with_the_arrow_keys(decks, brows
             total = page.evaluate("() => Reveal.getTotalSlides()")
             # the widgets come back from the state saved with the outputs, rendered by the local widget renderer
             views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
-            assert views >= 1, deck.name
             page.wait_for_function(f"() => document.querySelectorAll('.widget-interact').length >= {views}",
                                    timeout=30_000)
             page.wait_for_function("() => window.MathJax && MathJax.isReady", timeout=30_000)
@@ -386,7 +385,7 @@ def test_offline_deck_pages_through_every_slide_with_the_arrow_keys(decks, brows
                 if "Error displaying widget" in state["text"]:
                     problems.append(f"{where}: a widget did not render")
                 has_widget = page.evaluate("() => !!Reveal.getCurrentSlide().querySelector('.widget-interact')")
-                if len(seen) == 1 or (has_widget and not shot_widget):
+                if (len(seen) == 1 and deck.stem.startswith("01")) or (has_widget and not shot_widget):
                     SHOTS.mkdir(parents=True, exist_ok=True)
                     name = deck.stem.split(".")[0] + ("-widget" if len(seen) > 1 else "")
                     page.screenshot(path=str(SHOTS / f"deck-{name}.png"))
