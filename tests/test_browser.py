@@ -5,8 +5,8 @@ For every notebook a student opens (notebooks/ and exercises/), the test runs al
 on an error output, a page error, a console error, a widget that did not render (its DOM, not the text "Loading
 widget..." or "Error displaying widget"), a slider or toggle that does not change its output when moved, and any
 request that leaves the machine. It saves a screenshot per notebook (the folder is named at the end of the run). A
-second test opens the offline slide decks from file:// with every non-local request refused, pages through every
-slide with the arrow keys, and checks that each one renders with nothing cut off at its right edge.
+second test opens every lecture's offline slide deck from file:// with every non-local request refused, pages
+through every slide with the arrow keys, and checks that each one renders with nothing cut off at its right edge.
 
 Where Chromium is missing these tests skip and say how to install it; `.ci/run` installs it."""
 from __future__ import annotations
