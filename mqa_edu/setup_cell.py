@@ -22,11 +22,17 @@ MARKER = "# Set-up: installs the course where it is missing"
 _PIP = re.compile(r'%pip install --quiet "mqa_edu\[notebooks\] @ ([^"]+)"')
 
 
-def setup_source(stem: str, source: str = SOURCE) -> str:
-    """The set-up cell of the notebook named ``stem`` (the file name without ``.ipynb``)."""
+def check_source(source: str) -> str:
+    """``source`` if pip can install from it as a URL; a ValueError that says what is allowed otherwise."""
     if not re.fullmatch(r"(git\+)?(https?|file)://\S+", source):
         raise ValueError(f"source must be a pip-installable URL (git+https://..., https://..., file://...), "
                          f"got {source!r}")
+    return source
+
+
+def setup_source(stem: str, source: str = SOURCE) -> str:
+    """The set-up cell of the notebook named ``stem`` (the file name without ``.ipynb``)."""
+    check_source(source)
     lines = [f"{MARKER} (Colab, a bare kernel);",
              "# where it is installed, as after the README's command, this does nothing.",
              "import importlib.util",

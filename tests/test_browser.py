@@ -11,6 +11,7 @@ through every slide with the arrow keys, and checks that each one renders with n
 Where Chromium is missing these tests skip and say how to install it; `.ci/run` installs it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -78,6 +79,19 @@ class Guard:
 
 # straight to 127.0.0.1, whatever http_proxy says
 _LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@contextlib.contextmanager
+def guarded_page(browser, width: int, height: int):
+    """A page in a fresh browser context whose requests and errors a Guard watches; the context is closed after."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    guard = Guard(context)
+    page = context.new_page()
+    guard.watch(page)
+    try:
+        yield page, guard
+    finally:
+        context.close()
 
 
 def _free_port() -> int:
@@ -218,12 +232,8 @@ def _move_every_control(page, cell) -> list[str]:
 def check_in_jupyterlab(lab, browser, rel: str, timeout_s: int = 180, shot: Path | None = None) -> list[str]:
     """Open ``rel`` (relative to the lab's root) in JupyterLab, run all cells, try every widget; what went wrong."""
     shut_down_kernels(lab)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    guard = Guard(context)
-    page = context.new_page()
-    guard.watch(page)
-    page.set_default_timeout(30_000)
-    try:
+    with guarded_page(browser, 1400, 1000) as (page, guard):
+        page.set_default_timeout(30_000)
         # ?reset: a fresh workspace, so the notebooks opened before are not reopened beside this one
         page.goto(f"{lab['base']}/lab/tree/{rel}?reset&token={lab['token']}")
         page.wait_for_function(KERNEL_READY, timeout=120_000, polling=250)
@@ -266,8 +276,6 @@ def check_in_jupyterlab(lab, browser, rel: str, timeout_s: int = 180, shot: Path
         problems += guard.errors
         problems += [f"a request off this machine: {url}" for url in guard.outside]
         return problems
-    finally:
-        context.close()
 
 
 @pytest.mark.slow
@@ -352,11 +360,7 @@ SLIDE_STATE = """() => {
 
 @pytest.mark.slow
 def test_offline_deck_pages_through_every_slide_with_the_arrow_keys(decks, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    guard = Guard(context)
-    page = context.new_page()
-    guard.watch(page)
-    try:
+    with guarded_page(browser, 1280, 800) as (page, guard):
         for deck in decks:
             page.goto(deck.as_uri())
             # the deck loads reveal.js through require.js, so it is not a global: ask require.js for it
@@ -399,19 +403,13 @@ def test_offline_deck_pages_through_every_slide_with_the_arrow_keys(decks, brows
             assert len(seen) == total, f"{deck.name}: paged through {len(seen)} of {total} slides"
         assert not guard.errors, guard.errors
         assert not guard.outside, f"the offline deck asked the network for {guard.outside}"
-    finally:
-        context.close()
 
 
 def test_presentation_mode_enlarges_a_live_lecture(lab, browser):
     """Live slides: jupyterlab-rise 0.43.1 (the newest) renders a blank page under JupyterLab 4.6.6, so a lecturer who
     presents live uses JupyterLab's own View > Presentation Mode, which this checks."""
     shut_down_kernels(lab)
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    guard = Guard(context)
-    page = context.new_page()
-    guard.watch(page)
-    try:
+    with guarded_page(browser, 1280, 800) as (page, guard):
         page.goto(f"{lab['base']}/lab/tree/notebooks/01_attention_in_numpy.ipynb?reset&token={lab['token']}")
         page.wait_for_function(KERNEL_READY, timeout=120_000, polling=250)
         size = "() => parseFloat(getComputedStyle(document.querySelector('.jp-RenderedMarkdown h1')).fontSize)"
@@ -422,5 +420,3 @@ def test_presentation_mode_enlarges_a_live_lecture(lab, browser):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "presentation-mode-01.png"))
         assert not guard.errors and not guard.outside, (guard.errors, guard.outside)
-    finally:
-        context.close()

@@ -78,9 +78,16 @@ class Exercise:
     name: str
     title: str
     questions: list
-    # module names and files under the repository a graded answer may not use (the grader blocks them outright)
+    # module names a graded answer may not use (the grader blocks them outright, and hides their files)
     forbidden_modules: tuple = ()
-    forbidden_paths: tuple = ()
+
+    @property
+    def forbidden_paths(self) -> tuple:
+        """The files of ``forbidden_modules``, relative to the repository: ``a.b`` is ``a/b.py`` for a module and
+        ``a/b`` for a package or a folder."""
+        root = Path(__file__).resolve().parents[2]
+        return tuple(rel + ".py" if (root / (rel + ".py")).is_file() else rel
+                     for rel in (m.replace(".", "/") for m in self.forbidden_modules))
 
     @property
     def total(self) -> int:

@@ -97,11 +97,12 @@ def point_setup_cells(out: Path, source: str) -> int:
     """Make every notebook's set-up cell in ``out`` install the course from ``source``; returns how many changed."""
     import nbformat
 
-    from mqa_edu.setup_cell import is_setup_cell, setup_source
+    from mqa_edu.setup_cell import check_source, is_setup_cell, setup_source
 
-    new_text = {p: setup_source(p.stem, source) for p in sorted(out.rglob("*.ipynb"))}  # checks source first
+    check_source(source)
     changed = 0
-    for path, text in new_text.items():
+    for path in sorted(out.rglob("*.ipynb")):
+        text = setup_source(path.stem, source)
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code" and is_setup_cell(cell.source) and cell.source != text:
@@ -145,9 +146,9 @@ def main(argv=None):
                     "course; default: mqa_edu.setup_cell.SOURCE")
     a = ap.parse_args(argv)
     if a.source is not None:
-        from mqa_edu.setup_cell import setup_source
+        from mqa_edu.setup_cell import check_source
         try:
-            setup_source("check", a.source)
+            check_source(a.source)
         except ValueError as e:
             ap.error(f"--source: {e}")
     kept = release(a.out, force=a.force, source=a.source)

@@ -230,7 +230,6 @@ QUESTIONS = [
 EXERCISE = Exercise(
     name="ex01_cache_sizing", title="Exercise 1 · KV-cache sizing", questions=QUESTIONS,
     forbidden_modules=("mqa_edu.sizing", "mqa_edu.heads", "mqa_edu.grading", "solutions"),
-    forbidden_paths=("mqa_edu/sizing.py", "mqa_edu/heads.py", "mqa_edu/grading", "solutions"),
 )
 
 

@@ -342,5 +342,4 @@ QUESTIONS = [
 EXERCISE = Exercise(
     name="ex02_head_redundancy", title="Exercise 2 · Head redundancy", questions=QUESTIONS,
     forbidden_modules=("mqa_edu.grading", "solutions"),
-    forbidden_paths=("mqa_edu/grading", "solutions"),
 )

@@ -348,6 +348,4 @@ QUESTIONS = [
 EXERCISE = Exercise(
     name="ex03_quality_tradeoff", title="Exercise 3 · The quality trade-off", questions=QUESTIONS,
     forbidden_modules=("mqa_edu.convert", "mqa_edu.experiments", "mqa_edu.uptrain", "mqa_edu.grading", "solutions"),
-    forbidden_paths=("mqa_edu/convert.py", "mqa_edu/experiments.py", "mqa_edu/uptrain.py", "mqa_edu/grading",
-                     "solutions"),
 )

@@ -245,5 +245,4 @@ QUESTIONS = [
 EXERCISE = Exercise(
     name="ex04_case_studies", title="Exercise 4 · Design case studies", questions=QUESTIONS,
     forbidden_modules=("mqa_edu.sizing", "mqa_edu.heads", "mqa_edu.uptrain", "mqa_edu.grading", "solutions"),
-    forbidden_paths=("mqa_edu/sizing.py", "mqa_edu/heads.py", "mqa_edu/uptrain.py", "mqa_edu/grading", "solutions"),
 )
