@@ -8,10 +8,12 @@ same numbers.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 STARTS = (1000, 5000, 9000, 13000)  # byte offsets into persuasion.txt
 LENGTH = 128  # the model's max_seq_len
 CHECKPOINT = "text_mha_seed0.safetensors"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"  # the shipped results (experiments.RESULTS_DIR)
 
 
 @lru_cache(maxsize=1)
@@ -19,7 +21,6 @@ def _model():
     """The shipped model, loaded once per process and shared: callers copy it (``permute_heads``) before changing it."""
     import torch
 
-    from .experiments import RESULTS_DIR
     from .train import load_checkpoint
 
     return load_checkpoint(RESULTS_DIR / CHECKPOINT, dtype=torch.float64)[0]
@@ -60,7 +61,7 @@ def head_maps() -> dict:
     import numpy as np
     import torch
 
-    from .redundancy import ablation_importance, head_internals
+    from .head_probes import ablation_importance, head_internals
 
     model = _model()
     with torch.no_grad():

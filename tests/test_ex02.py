@@ -108,8 +108,16 @@ def graded(tmp_path_factory):
     course_code = with_cell(sol, "def linear_cka(", "def linear_cka(x, y):\n    import torch\n"
                             "    from mqa_edu.redundancy import linear_cka as cka\n"
                             "    return cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))")
+    # the routes the grader's old call tracer missed: a thread, a patched PACKAGE_DIR (issue 19)
+    course_code_thread = with_cell(sol, "def linear_cka(", "import threading, torch\nimport mqa_edu.checks.core as c\n"
+                                   "c.PACKAGE_DIR = c.PACKAGE_DIR / 'elsewhere'\nfound = {}\n"
+                                   "def grab():\n    try:\n        from mqa_edu.redundancy import linear_cka as cka\n"
+                                   "        found['cka'] = cka\n    except Exception as e:\n        found['error'] = e\n"
+                                   "t = threading.Thread(target=grab)\nt.start()\nt.join()\n"
+                                   "def linear_cka(x, y):\n    return found['cka'](torch.tensor(x, dtype=torch.float64), "
+                                   "torch.tensor(y, dtype=torch.float64))")
     notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
-                 "blank": nbformat.read(STUDENT, as_version=4)}
+                 "course_code_thread": course_code_thread, "blank": nbformat.read(STUDENT, as_version=4)}
     return grade_batch(tmp_path_factory.mktemp("ex02"), "ex02_head_redundancy", notebooks,
                        cell_timeout=120, call_timeout=20, timeout=300)
 
@@ -131,10 +139,13 @@ def test_grader_names_planted_mistakes(graded):
     assert q["ex02.q2"]["points"] == 20 and q["ex02.q7"]["points"] == 10
 
 
-def test_an_answer_that_calls_the_course_code_scores_zero(graded):
-    r = graded["course_code"]
-    assert r["questions"]["ex02.q2"]["points"] == 0 and "course's own code" in " ".join(
-        r["questions"]["ex02.q2"]["messages"])
+@pytest.mark.parametrize("name", ["course_code", "course_code_thread"])
+def test_an_answer_that_calls_the_course_code_scores_zero(graded, name):
+    """The measures are not in ex02's kernels at all (mqa_edu.redundancy is hidden), however they are reached."""
+    r = graded[name]
+    assert r["questions"]["ex02.q2"]["points"] == 0
+    if name == "course_code":
+        assert "not available while grading" in " ".join(r["questions"]["ex02.q2"]["messages"])
     # Q5 of the solution calls linear_cka, which now calls the course: it scores 0 too
     assert r["total"] == AUTO - 20 - 20
 

@@ -306,8 +306,20 @@ def test_special_files_get_a_row_with_a_reason(batch, name, words):
     assert r["status"] == "not_a_notebook_file" and words in " ".join(r["messages"])
 
 
-def test_a_link_inside_the_folder_is_graded(batch):
-    assert batch[2]["link_inside"]["total"] == AUTO
+def test_a_link_inside_the_folder_gets_a_row_that_names_its_target(batch):
+    """An unpacked zip keeps a link to a classmate's file as a link: by default it is not graded as their work."""
+    r = batch[2]["link_inside"]
+    assert r["status"] == "not_a_notebook_file" and r["total"] == 0
+    assert "a link to honest_solution.ipynb" in " ".join(r["messages"]) and "--follow-links" in " ".join(r["messages"])
+
+
+def test_follow_links_grades_a_link_as_its_target(batch, tmp_path):
+    folder = batch[0]
+    out = tmp_path / "g"
+    assert grade_main([str(folder / "link_inside.ipynb"), str(folder / "honest_solution.ipynb"), "--out", str(out),
+                       "--follow-links", "--no-progress"]) == 0
+    r = json.loads((out / "students" / "link_inside.json").read_text())
+    assert r["total"] == AUTO and "graded as the file it leads to, honest_solution.ipynb" in r["messages"][0]
 
 
 def test_rerun_trusts_only_results_whose_hash_matches(batch, tmp_path):

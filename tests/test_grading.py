@@ -208,8 +208,9 @@ def test_tampering_scores_no_more_than_honest_work(graded):
     r = res["tamper_reference"]
     assert r["questions"]["ex01.q1"]["points"] == 0 and "not available while grading" in messages(r)
     assert res["tamper_solution_file"]["questions"]["ex01.q8"]["points"] == 0
-    assert res["tamper_profiler"]["questions"]["ex01.q8"]["points"] == 0
-    assert "tracer was removed" in messages(res["tamper_profiler"])
+    # the grader no longer watches calls from inside the kernel (a kernel's report about itself is not evidence):
+    # removing the profiler changes nothing, and the right choice earns what the honest solution earns
+    assert res["tamper_profiler"]["questions"]["ex01.q8"]["points"] == res["solution"]["questions"]["ex01.q8"]["points"]
 
 
 def test_rerun_skips_and_force_is_deterministic(graded, capsys):

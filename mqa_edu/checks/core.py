@@ -42,12 +42,16 @@ class Cascade:
     """How a later question builds on an earlier one, so that one mistake is counted once.
 
     ``probes(*case)`` lists the cases of the earlier question (``on``) that this case's answer uses; the grader calls
-    the student's earlier function there too. If the earlier answer is wrong at a probe and this answer equals
-    ``combine(case, values)``, what it must be given the student's own earlier values, this step is right."""
+    the student's earlier function there too, as hidden cases of the earlier question. If the earlier answer is wrong
+    at a probe and this answer equals ``combine(case, values)``, what it must be given the student's own earlier
+    values, this step is right. ``decoys()``: more inputs of the earlier question that look like the probes (what a
+    known mistake would use), so that the list of hidden cases a kernel is given does not tell which input is the
+    right one (Falcon-7B's config with 1 KV head, next to the same config with 71 and with 8)."""
 
     on: str
     probes: Callable
     combine: Callable
+    decoys: Callable = lambda: []
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Question:
     cascade: Cascade | None = None  # graded only: how this answer builds on an earlier one
     rubric: str = ""  # kind "text": how the instructor marks it (exported with the answers by mqa-grade)
     after: str = ""  # a "your turn" task: what the notebook uses next, so an unsolved task never blocks it
+    subject: str = ""  # a fixed graded answer: the name that gives the answer away when it stands next to it
 
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases
@@ -466,7 +471,8 @@ def _check(qid: str, answer) -> bool | None:
     lines = [f"  {'✓' if ok else '✗'} {msg}" for ok, msg in results]
     if used:
         lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers must be "
-                     "written from scratch: at grading this question scores 0.")
+                     "written from scratch: at grading the course's implementation of the answers is not there, and "
+                     "an answer that calls it scores 0.")
     all_ok = passed == len(results) and not used
     if all_ok and q.after:  # a "your turn" task: nothing is graded
         verdict = f"all {passed} checks passed."

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -51,7 +52,7 @@ class Submission:
 
     def __init__(self, path: Path, label: str, problem: str | None = None):
         self.path, self.label, self.problem = path, label, problem
-        self.sid = ""
+        self.sid, self.note = "", None
 
 
 def _printable(text: str) -> str:
@@ -60,12 +61,13 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
 
 
-def discover(paths) -> list[Submission]:
+def discover(paths, follow_links: bool = False) -> list[Submission]:
     """Every *.ipynb under the given folders (or the given files), without following links out of them.
 
-    Regular files are graded. A link is followed only when it leads to a regular file inside the same folder; anything
-    else named like a notebook (a folder, a pipe, a device, a dangling link) still gets a row that says why it was
-    not graded. Nothing here reads a file's content."""
+    Regular files are graded. A link gets a row that names where it leads; it is graded (as the file it leads to)
+    only with ``follow_links`` and only when it leads to a regular file inside the same folder: an unpacked zip keeps
+    a link to a classmate's file as a link. Anything else named like a notebook (a folder, a pipe, a device, a dangling
+    link) still gets a row that says why it was not graded. Nothing here reads a file's content."""
     found = []
     for arg in map(Path, paths):
         if arg.is_dir() and not arg.is_symlink():
@@ -75,16 +77,16 @@ def discover(paths) -> list[Submission]:
                 here = Path(dirpath)
                 for name in sorted(filenames) + [d for d in dirnames if d.endswith(".ipynb")]:
                     if name.endswith(".ipynb"):
-                        found.append(_classify(here / name, root, arg))
+                        found.append(_classify(here / name, root, arg, follow_links))
                 dirnames[:] = [d for d in dirnames if not d.endswith(".ipynb")]
         elif arg.exists() or arg.is_symlink():
-            found.append(_classify(arg, arg.parent.resolve(), arg.parent))
+            found.append(_classify(arg, arg.parent.resolve(), arg.parent, follow_links))
         else:
             raise SystemExit(f"no such file or folder: {arg}")
     return found
 
 
-def _classify(path: Path, root: Path, shown_root: Path) -> Submission:
+def _classify(path: Path, root: Path, shown_root: Path, follow_links: bool) -> Submission:
     import stat
 
     try:
@@ -95,19 +97,28 @@ def _classify(path: Path, root: Path, shown_root: Path) -> Submission:
         st = os.lstat(path)
     except OSError as exc:
         return Submission(path, label, f"cannot be read: {type(exc).__name__}")
+    link_note = None
     if stat.S_ISLNK(st.st_mode):
         try:
             target = path.resolve(strict=True)
         except (OSError, RuntimeError):
             return Submission(path, label, "a link that leads nowhere: not graded")
-        if not (target == root or root in target.parents):
+        try:
+            shown = target.relative_to(root).as_posix()
+        except ValueError:
             return Submission(path, label, "a link to a file outside the submissions folder: not graded")
+        if not follow_links:
+            return Submission(path, label, f"a link to {_printable(shown)}: not graded (that file has its own row; "
+                                           "pass --follow-links to grade links as the files they lead to)")
+        link_note = f"a link: graded as the file it leads to, {_printable(shown)}"
         st = os.stat(target)
     if stat.S_ISDIR(st.st_mode):
         return Submission(path, label, "a folder named like a notebook: not graded")
     if not stat.S_ISREG(st.st_mode):
         return Submission(path, label, "not a regular file (a pipe, socket or device): not graded")
-    return Submission(path, label)
+    sub = Submission(path, label)
+    sub.note = link_note
+    return sub
 
 
 def submission_ids(subs: list[Submission]) -> list[Submission]:
@@ -117,7 +128,7 @@ def submission_ids(subs: list[Submission]) -> list[Submission]:
     for sub in subs:
         rel = sub.label[:-6] if sub.label.endswith(".ipynb") else sub.label
         base = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in rel.replace("/", "__"))
-        base = base.lstrip(".")[:120] or "submission"
+        base = base.lstrip(".-")[:120] or "submission"  # never hidden, never an option or a spreadsheet formula
         sid, n = base, 2
         while sid.lower() in taken:
             sid, n = f"{base}-{n}", n + 1
@@ -157,7 +168,7 @@ def score(exercise, cases: dict, report: dict) -> dict:
     answers = report.get("answers", {})
     for q in exercise.questions:
         try:
-            per_q[q.qid], text = _score_question(q, answers.get(q.qid), cases, report["status"], exercise)
+            per_q[q.qid], text = _score_question(q, answers.get(q.qid), cases, report["status"], exercise, answers)
         except Exception as exc:  # a malformed entry: this question only
             per_q[q.qid], text = {"points": 0, "max": q.points, "messages": [
                 cap(f"the answer could not be judged ({type(exc).__name__}): the notebook interfered with it")]}, None
@@ -170,7 +181,39 @@ def score(exercise, cases: dict, report: dict) -> dict:
             "messages": messages, "free_text": free_text, "seconds": report.get("seconds")}
 
 
-def _score_question(q, got, cases, status, exercise):
+def _results(got, n: int):
+    """The list of n result objects of a collected answer, or None where there is none to judge."""
+    if not isinstance(got, dict) or got.get("missing") or got.get("not_answered"):
+        return None
+    results = got.get("results")
+    if not isinstance(results, list) or len(results) != n or not all(isinstance(r, dict) for r in results):
+        return None
+    return results
+
+
+def _earlier_values(q, cases: dict, exercise, answers: dict):
+    """For a question that builds on an earlier one: per case, the student's earlier values at the inputs it uses, as
+    the grader collected them (they are hidden cases of the earlier question, judged there). None per case, or for
+    the whole question, where no credit may follow from them: the earlier answer is missing, raises, is a constant,
+    or is right on every case drawn at random (a function that is wrong only at the fixed inputs later questions
+    use, which anyone can read in the exercise, is wrong there on purpose, and earns nothing here)."""
+    if q.cascade is None:
+        return None
+    dep = exercise.question(q.cascade.on)
+    dep_cases = cases[dep.qid]["cases"]
+    results = _results(answers.get(dep.qid), len(dep_cases))
+    if results is None or any(r.get("error") is not None for r in results):
+        return None
+    values = [_value(r.get("value")) for r in results]
+    if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) < 2 and len(results) > 1:
+        return None  # a constant where the question needs a computation
+    fixed = set(cases[dep.qid].get("fixed", ()))  # what later questions build on, and their decoys
+    if all(judge(dep, tuple(dep_cases[i]), values[i])[0] for i in range(len(dep_cases)) if i not in fixed):
+        return None
+    return [[values[i] for i in idx] for idx in cases[q.qid]["uses"]]
+
+
+def _score_question(q, got, cases, status, exercise, answers):
     """({points, max, messages}, free text or None) for one question; raises on a malformed entry."""
     lines, pts, text = [], 0, None
     if got is not None and not isinstance(got, dict):
@@ -193,13 +236,16 @@ def _score_question(q, got, cases, status, exercise):
         results = got["results"]
         if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
             raise TypeError("results is not a list of objects")
-        used = sorted({cap(str(u), 120) for r in results for u in (r.get("used") or [])})
+        own = cases[q.qid]["cases"]
+        earlier = _earlier_values(q, cases, exercise, answers) if q.cascade else None
         dep = exercise.question(q.cascade.on) if q.cascade else None
-        verdicts = [_judge_one(q, case, r, dep) for case, r in zip(cases[q.qid]["cases"], results)]
-        passed, n = sum(ok for ok, _ in verdicts), len(cases[q.qid]["cases"])
-        if used:
-            lines.append("scores 0: the answer calls the course's own code (" + ", ".join(used) + "); graded "
-                         "answers must be written from scratch")
+        verdicts = [_judge_one(q, case, r, dep, earlier[i] if earlier else None,
+                               [cases[dep.qid]["cases"][j] for j in cases[q.qid]["uses"][i]] if earlier else None)
+                    for i, (case, r) in enumerate(zip(own, results))]
+        passed, n = sum(ok for ok, _ in verdicts), len(own)
+        if _constant_where_computed(q, own, results):
+            lines.append(f"{q.answer_name} returns the same value for every input, where the answers differ: a "
+                         "constant earns nothing")
         elif len(results) == n and n:
             pts = round(q.points * passed / n)  # partial credit: the share of hidden cases passed
         lines.append(f"{passed}/{n} hidden checks passed")
@@ -208,19 +254,33 @@ def _score_question(q, got, cases, status, exercise):
     return {"points": pts, "max": q.points, "messages": lines}, text
 
 
-def _judge_one(q, case, r, dep=None):
+def _constant_where_computed(q, cases, results) -> bool:
+    """A function that returns one value for every hidden input, where the reference's values differ: a guess that
+    may match a case by chance (7 is a plausible batch size), not a computation."""
+    if q.kind != "function" or len(cases) < 3:
+        return False
+    if any(r.get("error") is not None for r in results):
+        return False
+    if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) > 1:
+        return False
+    try:
+        expected = {json.dumps(q.reference(*c), sort_keys=True, default=str) for c in cases}
+    except Exception:
+        return False
+    return len(expected) > 1
+
+
+def _judge_one(q, case, r, dep=None, values=None, probes=None):
     """One hidden case: a value that cannot be compared or printed fails this case, with a message. A wrong value
     that is exactly what this step gives on top of the student's own (wrong) earlier answer passes: the mistake is
-    counted in the earlier question, and its hint is not repeated here as if this step were wrong."""
+    counted in the earlier question, and its hint is not repeated here as if this step were wrong. ``values``: the
+    student's earlier values at ``probes``, from :func:`_earlier_values`."""
     error = r.get("error")
     try:
         ok, msg = judge(q, tuple(case), _value(r.get("value")), None if error is None else cap(str(error)))
-        if ok or error is not None or dep is None:
+        if ok or error is not None or dep is None or values is None:
             return ok, msg
-        probes = q.cascade.probes(*case)
-        values = [p.get("value") if isinstance(p, dict) and p.get("error") is None else None
-                  for p in (r.get("probes") or [])]
-        if len(values) != len(probes) or any(isinstance(v, (dict, list, bool, str)) or v is None for v in values):
+        if any(isinstance(v, (dict, list, bool, str, _Opaque)) or v is None for v in values):
             return ok, msg
         earlier_right = all(matches(v, dep.reference(*p), dep.rel_tol) for v, p in zip(values, probes))
         if not earlier_right and matches(_value(r.get("value")), q.cascade.combine(tuple(case), values), q.rel_tol):
@@ -232,34 +292,66 @@ def _judge_one(q, case, r, dep=None):
 
 
 def make_cases(exercise, seed: int) -> dict:
-    """Per question: the hidden cases, and for a question that builds on an earlier one, the earlier function's
-    cases each of its cases uses (the kernel evaluates the student's earlier function there too)."""
+    """Per question: the hidden cases, drawn from ``seed``. Every input that a later question builds on (its
+    cascade's probes), and its decoys, is a hidden case of the earlier question too, called and judged there like any
+    other, in an order shuffled with the rest; ``uses`` says, per case of the later question, which of the earlier
+    question's cases it builds on, and ``fixed`` which of a question's cases are such fixed inputs (the rest are drawn
+    at random). The kernel is told nothing but the inputs (see :func:`kernel_cases`)."""
     rng = random.Random(seed)
-    spec = {}
-    for q in exercise.questions:
-        cases = q.cases(rng, True)
-        spec[q.qid] = {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in cases]}
-        if q.cascade:
-            dep = exercise.question(q.cascade.on)
-            spec[q.qid]["probes"] = {"answer_name": dep.answer_name,
-                                     "cases": [[list(p) for p in q.cascade.probes(*c)] for c in cases]}
+    spec = {q.qid: {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in q.cases(rng, True)]}
+            for q in exercise.questions}
+
+    def index(dep, inputs):
+        where = dep.setdefault("_where", {json.dumps(c): i for i, c in enumerate(dep["cases"])})
+        key = json.dumps(list(inputs))
+        if key not in where:
+            where[key] = len(dep["cases"])
+            dep["cases"].append(list(inputs))
+        dep.setdefault("fixed", set()).add(where[key])  # a fixed input, known to anyone who reads the exercise
+        return where[key]
+
+    for q in reversed(exercise.questions):  # later first: a question's cases are complete before its own probes
+        if q.cascade is None:
+            continue
+        dep = spec[exercise.question(q.cascade.on).qid]
+        spec[q.qid]["uses"] = [[index(dep, p) for p in q.cascade.probes(*case)] for case in spec[q.qid]["cases"]]
+        for decoy in q.cascade.decoys():
+            index(dep, decoy)
+    for q in exercise.questions:  # shuffle each question's cases, and point the later questions' uses at the new places
+        mine = spec[q.qid]
+        mine.pop("_where", None)
+        order = list(range(len(mine["cases"])))
+        if q.cascade is not None or any(o.cascade and exercise.question(o.cascade.on) is q for o in exercise.questions):
+            rng.shuffle(order)
+        moved_to = {old: new for new, old in enumerate(order)}
+        mine["cases"] = [mine["cases"][i] for i in order]
+        mine["fixed"] = sorted(moved_to[i] for i in mine.get("fixed", ()))
+        if "uses" in mine:
+            mine["uses"] = [mine["uses"][i] for i in order]
+        for later in exercise.questions:
+            if later.cascade and exercise.question(later.cascade.on) is q:
+                spec[later.qid]["uses"] = [[moved_to[i] for i in idx] for idx in spec[later.qid]["uses"]]
     return spec
 
 
-def grade_one(path: Path, exercise, args, seed: int) -> dict:
+def kernel_cases(spec: dict) -> dict:
+    """What the kernel is told: each answer's name, kind and inputs; nothing about how they are judged."""
+    return {qid: {"answer_name": v["answer_name"], "kind": v["kind"], "cases": v["cases"]} for qid, v in spec.items()}
+
+
+def grade_one(path: Path, exercise, args, seed: int, view: Path | None = None) -> dict:
     cases = make_cases(exercise, seed)
     with tempfile.TemporaryDirectory(prefix="mqa-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         spec = {"notebook": str(path), "exercise": exercise.name, "cases_path": str(tmp / "cases.json"),
-                "result_path": str(tmp / f"answers-{secrets.token_hex(8)}.json"), "workdir": str(tmp),
+                "workdir": str(tmp), "view": str(view or ""),
                 "cell_timeout": args.cell_timeout, "call_timeout": args.call_timeout, "timeout": args.timeout,
                 "memory_mb": args.memory_mb, "output_limit_bytes": args.output_limit_kb * 1024,
-                "n_calls": sum(len(c["cases"]) * (1 + max([len(p) for p in c.get("probes", {}).get("cases", [])],
-                                                          default=0)) for c in cases.values()),
+                "n_calls": sum(len(c["cases"]) for c in cases.values()), "n_questions": len(cases),
                 "forbidden_modules": list(exercise.forbidden_modules),
                 "forbidden_paths": [str(REPO / p) for p in exercise.forbidden_paths],
-                "sandbox": not args.no_sandbox, "hidden_files": [str(REPO / p) for p in exercise.forbidden_paths]}
-        (tmp / "cases.json").write_text(json.dumps(cases))
+                "sandbox": not args.no_sandbox}
+        (tmp / "cases.json").write_text(json.dumps(kernel_cases(cases)))
         try:
             report = worker.run(spec)
         except Exception as exc:  # a bug of ours must not cost the batch: the row says what happened
@@ -341,13 +433,27 @@ def write_free_text(out: Path, exercise, ids):
     _write_table(out / "free_text.csv", FREE_TEXT_COLUMNS, rows)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet shows as text: a string that would start a formula gets a leading apostrophe (the
+    usual defence against CSV injection). Numbers are left as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def unsafe_cell(value: str) -> str:
+    """The text :func:`safe_cell` protected, as it was (for reading the instructor's comments back)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
+
+
 def _write_table(path: Path, header, rows):
-    """A CSV written whole or not at all (a reader never sees half a file)."""
+    """A CSV written whole or not at all (a reader never sees half a file), with no cell a spreadsheet would run."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
-        w.writerows(rows)
+        w.writerows([safe_cell(v) for v in row] for row in rows)
     os.replace(tmp, path)
 
 
@@ -373,10 +479,14 @@ def main(argv=None):
     ap.add_argument("--output-limit-kb", type=int, default=2048, help="notebook output kept per submission")
     ap.add_argument("--seed", type=int, default=None, help="replay the hidden cases of an earlier run")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--follow-links", action="store_true",
+                    help="grade a link in the submissions folder as the file it leads to (default: a row that names "
+                         "the target, not graded; an unpacked zip keeps a link to a classmate's file as a link)")
     ap.add_argument("--no-sandbox", action="store_true",
                     help="grade without the bubblewrap sandbox (only where it cannot run, and only for trusted "
                          "submissions); the report and grades.csv say that isolation was off")
     args = ap.parse_args(argv)
+    sys.dont_write_bytecode = True  # no .pyc of a hidden module is left for a later kernel to find
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
     if not args.no_sandbox:
@@ -389,7 +499,7 @@ def main(argv=None):
         print("WARNING: --no-sandbox: submissions run without isolation; a submission can read the hidden tests, "
               "other submissions and this machine's files.", file=sys.stderr)
     exercise = load_exercise(args.exercise)
-    subs = submission_ids(discover(args.submissions))
+    subs = submission_ids(discover(args.submissions, args.follow_links))
     out = args.out
     (out / "students").mkdir(parents=True, exist_ok=True)
     todo = []
@@ -408,13 +518,18 @@ def main(argv=None):
         print(f"ignored {len(stale)} result file(s) in {out / 'students'} that match no submitted file: "
               + ", ".join(stale[:5]) + (" ..." if len(stale) > 5 else ""), flush=True)
 
+    view_dir = None if args.no_sandbox else Path(tempfile.mkdtemp(prefix="mqa-view-"))
+    view = sandbox.public_view(view_dir, exercise.forbidden_paths) if view_dir else None
+
     def work(sub):
         seed = args.seed if args.seed is not None else secrets.randbits(63)
         t0 = time.perf_counter()
         if sub.problem:
             result, sub.digest = not_graded(sub, exercise), f"not-graded:{sub.problem}"
         else:
-            result = grade_one(sub.path, exercise, args, seed)
+            result = grade_one(sub.path, exercise, args, seed, view)
+            if sub.note:
+                result["messages"].insert(0, sub.note)
         result.update(submission=sub.sid, exercise=exercise.name, file=_printable(sub.label), sha256=sub.digest,
                       seed=seed,
                       grader_version=GRADER_VERSION, isolation=isolation,
@@ -443,6 +558,8 @@ def main(argv=None):
     finally:
         if bar:
             bar.close()
+        if view_dir:
+            shutil.rmtree(view_dir, ignore_errors=True)
     n = write_csv(out, exercise, [(s.sid, s.digest) for s in subs], isolation)
     print(f"wrote {out / 'grades.csv'} ({n} rows) and {out / 'free_text.csv'} (answers to mark, with the rubric)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
     return 0

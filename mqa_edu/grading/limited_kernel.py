@@ -10,7 +10,7 @@ grader create one; see sandbox.py).
 import os
 import sys
 
-FILE_SIZE_LIMIT = 256 * 2**20  # no submission needs to write a bigger file
+FILE_SIZE_LIMIT = 64 * 2**20  # no submission needs to write a bigger file (the answers file is read up to 16 MiB)
 MAX_PROCESSES = 256
 
 

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import _atomic_write, cap, gradescope, load_exercise, load_result, write_csv
+from .cli import _atomic_write, cap, gradescope, load_exercise, load_result, unsafe_cell, write_csv
 
 
 def read_marks(path: Path) -> list[dict]:
@@ -53,7 +53,7 @@ def merge(out: Path, marks_csv: Path) -> int:
         if not 0 <= points <= texts[qid].points:
             problems.append(f"line {n}: points must be from 0 to {texts[qid].points} for {qid}, got {raw}")
             continue
-        updates.append((sid, qid, int(points) if points.is_integer() else points, cap(row.get("comment") or "")))
+        updates.append((sid, qid, int(points) if points.is_integer() else points, cap(unsafe_cell(row.get("comment") or ""))))
     if problems:
         raise SystemExit("no marks were merged; fix these rows first:\n  " + "\n  ".join(problems))
     for sid, qid, points, comment in updates:

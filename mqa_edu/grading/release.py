@@ -10,8 +10,8 @@ and leaves out what only an instructor may see:
   models). Check cells keep working: they use the public forms in ``mqa_edu/checks/public/``;
 - the tests and benchmark that need those (``tests/test_grading.py``, ``tests/test_grader_sandbox.py``,
   ``benchmarks/grader_bench.py``).
-Then it checks the copy: no private path, no solution region, and no line of any solution region's code anywhere in
-it. The copy passes its own test suite and runs every notebook; the instructor grades from the full copy.
+Then it checks the copy: no private path, no solution region, no line of any solution region's code anywhere in
+it, and no fixed graded answer written next to its subject (Falcon-7B's bytes per token, in any usual form). The copy passes its own test suite and runs every notebook; the instructor grades from the full copy.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py",
+PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py", "tests/test_grader_holes.py",
            "tests/test_exercises.py", "tests/test_ex02.py", "tests/test_ex03.py", "tests/test_ex04.py",
            "benchmarks/grader_bench.py")
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
@@ -93,6 +93,73 @@ def leaks(out: Path, secret_lines: set[str], private_digests: set[str]) -> list[
     return found
 
 
+def fixed_answers() -> list:
+    """(question id, subject, answer) for every graded question with one fixed answer and a subject (the name that
+    gives the answer away when it stands next to it), from the private definitions."""
+    import importlib
+
+    from .cli import EXERCISES
+
+    found = []
+    for module in EXERCISES.values():
+        for q in importlib.import_module(module).EXERCISE.questions:
+            if q.kind != "value" or not q.subject or q.hidden_cases is not None:
+                continue
+            try:
+                cases = q.cases(None, True)
+                value = q.reference(*cases[0]) if len(cases) == 1 else None
+            except Exception:
+                continue
+            if isinstance(value, (int, float, list)) and not isinstance(value, bool):
+                found.append((q.qid, q.subject, value))
+    return found
+
+
+def answer_forms(value) -> list[str]:
+    """The ways a person would write ``value`` in prose or a table: digits grouped or not, a few roundings."""
+    import re
+
+    if isinstance(value, list):
+        return [", ".join(map(str, value))]
+    if isinstance(value, int):
+        plain = str(abs(value))
+        return sorted({plain, f"{abs(value):,}", f"{abs(value):_}", f"{abs(value):,}".replace(",", " "),
+                       f"{abs(value):,}".replace(",", "\u202f"), f"{abs(value):,}".replace(",", "\u2009")})
+    forms = {f"{abs(value):.2f}", f"{abs(value):.3f}", f"{abs(value):.3g}"}
+    short = repr(abs(value))
+    if re.fullmatch(r"\d+\.\d{1,2}", short):  # 3.5 is written 3.5
+        forms.add(short)
+    return sorted(forms)
+
+
+def answer_leaks(out: Path, window: int = 200) -> list[str]:
+    """Places in ``out`` where a fixed graded answer is written within ``window`` characters of its subject
+    (Falcon-7B's bytes per token, say), in any of :func:`answer_forms`."""
+    import re
+
+    found = []
+    answers = [(qid, subject, re.compile(rf"(?<![\w-]){re.escape(subject)}(?![\w])"),
+                [re.compile(rf"(?<![\d.,_]){re.escape(f)}(?![\d_]|[.,]\d)") for f in answer_forms(value)])
+               for qid, subject, value in fixed_answers()]
+    for p in sorted(out.rglob("*")):
+        if not p.is_file() or p.suffix in (".safetensors", ".png", ".gguf") or p.stat().st_size > 2**22:
+            continue
+        text = p.read_bytes().decode("utf-8", "replace")
+        for qid, name, subject, forms in answers:
+            spots = [m.start() for m in subject.finditer(text)]
+            if not spots:
+                continue
+            for form in forms:
+                hit = next((m for m in form.finditer(text)
+                            if any(abs(m.start() - s) <= window for s in spots)), None)
+                if hit:
+                    line = text.count("\n", 0, hit.start()) + 1
+                    found.append(f"{p.relative_to(out)}:{line}: the answer to {qid} ({hit.group(0)!r}) next to "
+                                 f"{name!r}")
+                    break
+    return found
+
+
 def point_setup_cells(out: Path, source: str) -> int:
     """Make every notebook's set-up cell in ``out`` install the course from ``source``; returns how many changed."""
     import nbformat
@@ -127,7 +194,7 @@ def release(out: Path, repo: Path = REPO, force: bool = False, source: str | Non
                and (repo / f).stat().st_size > 200}
     if source is not None:
         point_setup_cells(out, source)
-    found = leaks(out, solution_lines(repo), private)
+    found = leaks(out, solution_lines(repo), private) + answer_leaks(out)
     if found:
         raise SystemExit("the student release would leak:\n  " + "\n  ".join(found))
     (out / "STUDENT_RELEASE.md").write_text(

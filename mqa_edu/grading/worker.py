@@ -15,12 +15,36 @@ import time
 from pathlib import Path
 
 import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
 from . import sandbox
 from .harness import extract_source, setup_source
+
+MESSAGE_LIMIT = 8 * 2**20  # bytes of one message from a kernel: a larger one is dropped by ZeroMQ before it is read
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse any message over MESSAGE_LIMIT as it arrives (ZeroMQ's MAXMSGSIZE): a
+    600 MB print never reaches the grader's memory. ZeroMQ then drops that connection for good, so the output
+    socket carries a monitor, and :class:`CappedClient` connects it again after the cell."""
+
+    iopub_monitor = None
+
+    def _create_connected_socket(self, channel, identity=None):
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        sock.setsockopt(zmq.MAXMSGSIZE, MESSAGE_LIMIT)  # before connect: it applies to the connections made after
+        if identity:
+            sock.identity = identity
+        if channel == "iopub":
+            self.iopub_monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        sock.connect(self._make_url(channel))
+        return sock
 
 
 class LimitedKernelManager(AsyncKernelManager):
@@ -33,12 +57,14 @@ class LimitedKernelManager(AsyncKernelManager):
     workdir: str = ""
     sandboxed = True
     cgroup: str | None = None
-    hidden_files: tuple = ()
+    view: str = ""  # the public view of the package (sandbox.public_view)
+    result: str = ""  # the answers file, the one file outside its tmpfs the kernel may write
+    uid: int | None = None
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.client_class = "mqa_edu.grading.worker.CappedKernelClient"
         conn = Path(self.workdir) / "conn"
-        conn.mkdir(parents=True, exist_ok=True)
         self.connection_file = str(conn / "kernel.json")  # never the shared runtime folder siblings could read
         if self.sandboxed:
             self.transport = "ipc"  # no network inside the sandbox: Unix sockets in a folder both sides see
@@ -48,6 +74,7 @@ class LimitedKernelManager(AsyncKernelManager):
             self.kernel_spec.interrupt_mode = "message"
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
+        sandbox.give_to_kernel(Path(self.connection_file), self.uid)  # written 0600 by the grader: the kernel reads it
         # the kernel's own stdout/stderr (not the notebook's output, which travels as messages) go to a file in its
         # folder, capped by the file-size limit, rather than to the grader's terminal
         with open(Path(self.workdir) / "kernel-log.txt", "wb") as log:
@@ -58,7 +85,7 @@ class LimitedKernelManager(AsyncKernelManager):
         cmd = super().format_kernel_cmd(extra_arguments)  # [python, -m, ipykernel_launcher, -f, file]
         kernel = [sys.executable, *cmd[1:]]
         if self.sandboxed:
-            kernel = sandbox.command(kernel, Path(self.workdir), hidden=self.hidden_files)
+            kernel = sandbox.command(kernel, Path(self.workdir), Path(self.view), Path(self.result))
         limits = [sys.executable, "-m", "mqa_edu.grading.limited_kernel", str(self.memory_mb)]
         if self.cgroup:
             limits += ["--cgroup", self.cgroup]
@@ -66,11 +93,39 @@ class LimitedKernelManager(AsyncKernelManager):
 
 
 class CappedClient(NotebookClient):
-    """Drops outputs past a byte budget, so a print loop cannot exhaust the grader's memory."""
+    """Drops outputs past a byte budget, so a print loop cannot exhaust the grader's memory; one message over
+    MESSAGE_LIMIT is refused before it is read (see :class:`CappedKernelClient`)."""
 
     def __init__(self, *args, output_limit=2**21, **kwargs):
         super().__init__(*args, store_widget_state=False, **kwargs)  # widget messages are never kept
         self.output_limit, self.emitted, self.truncated = output_limit, 0, False
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        km = self.km
+        if getattr(km, "sandboxed", False):  # the sockets exist now: the kernel may add nothing more to conn/
+            sandbox.lock(Path(km.workdir), km.uid)
+        return kc
+
+    async def async_execute_cell(self, *args, **kwargs):
+        try:
+            return await super().async_execute_cell(*args, **kwargs)
+        finally:
+            await self._reconnect_dropped_output()
+
+    async def _reconnect_dropped_output(self):
+        """After a message over MESSAGE_LIMIT, ZeroMQ has closed the output connection: open a new one."""
+        kc = getattr(self, "kc", None)
+        monitor = getattr(kc, "iopub_monitor", None)
+        if monitor is None or not await monitor.poll(0):
+            return
+        while await monitor.poll(0):
+            await monitor.recv_multipart()
+        channel = kc.iopub_channel
+        channel.socket.disable_monitor()
+        channel.socket.close(linger=0)
+        channel.socket = kc.connect_iopub()
+        self.truncated = True
 
     def output(self, outs, msg, display_id, cell_index):
         self.emitted += len(json.dumps(msg.get("content", {}), default=str))
@@ -80,12 +135,14 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-NOTEBOOK_LIMIT = 64 * 2**20  # bytes: far above any real exercise notebook
+NOTEBOOK_LIMIT = 16 * 2**20  # bytes: far above any real exercise notebook (the largest solution is under 100 kB)
+CELL_LIMIT = 2000  # cells: the exercises have under 80
 
 
 def read_notebook(path: Path):
     """The submission as an nbformat-4 notebook (older formats, such as nbformat 3's worksheets, are upgraded), or a
-    ValueError that says what is wrong with the file. Reads at most NOTEBOOK_LIMIT bytes."""
+    ValueError that says what is wrong with the file. Reads at most NOTEBOOK_LIMIT bytes, and counts the cells in the
+    raw JSON before nbformat (slow on huge notebooks) sees it."""
     with open(path, "rb") as f:
         raw = f.read(NOTEBOOK_LIMIT + 1)
     if len(raw) > NOTEBOOK_LIMIT:
@@ -100,6 +157,10 @@ def read_notebook(path: Path):
                          f"{str(exc)[:120]})")
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         raise ValueError("not a notebook: the JSON has no list of 'cells'")
+    sheets = data.get("worksheets") if "cells" not in data else [data]
+    n_cells = sum(len(w.get("cells", [])) if isinstance(w, dict) else 0 for w in sheets)
+    if n_cells > CELL_LIMIT:
+        raise ValueError(f"not graded: the notebook has {n_cells:,} cells, over the limit of {CELL_LIMIT:,}")
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat could not read or upgrade it
@@ -111,6 +172,7 @@ def read_notebook(path: Path):
 
 def run(spec: dict) -> dict:
     report = {"status": "ok", "messages": [], "answers": {}, "cell_errors": []}
+    start = time.perf_counter()  # the submission's time counts from here: reading its file is part of it
     try:
         nb = read_notebook(Path(spec["notebook"]))
     except Exception as exc:  # malformed, truncated, not a notebook
@@ -131,22 +193,25 @@ def run(spec: dict) -> dict:
         return report
 
     entry = "_mqa_extract_" + secrets.token_hex(8)  # drawn now: student code cannot know it before it runs
+    workdir = Path(spec["workdir"])
+    uid = sandbox.sandbox_uid() if spec.get("sandbox") else None
+    result = sandbox.prepare_workdir(workdir, uid)
+    sandbox.give_to_kernel(Path(spec["cases_path"]), uid)
     cells = [nbformat.v4.new_code_cell(setup_source(spec["forbidden_modules"], spec["forbidden_paths"], entry))]
     cells += [nbformat.v4.new_code_cell(c.source) for c in code]
-    extract = nbformat.v4.new_code_cell(extract_source(entry, spec["cases_path"], spec["result_path"],
-                                                       spec["call_timeout"]))
+    extract = nbformat.v4.new_code_cell(extract_source(entry, spec["cases_path"], str(result), spec["call_timeout"]))
     cells.append(extract)
     run_nb = nbformat.v4.new_notebook(cells=cells)
-    extract_timeout = int(spec["call_timeout"] * spec["n_calls"] + 30)
-    workdir = Path(spec["workdir"])
-    (workdir / "work").mkdir(exist_ok=True)
+    extract_timeout = int(spec["call_timeout"] * spec["n_calls"] + 5 * spec.get("n_questions", 1) + 30)
     cgroup = f"mqa-grade-{secrets.token_hex(6)}" if spec.get("sandbox") else None
     manager = type("LimitedKernelManager", (LimitedKernelManager,), {
         "memory_mb": spec["memory_mb"], "workdir": str(workdir), "sandboxed": bool(spec.get("sandbox")),
-        "cgroup": cgroup, "hidden_files": tuple(spec.get("hidden_files", ()))})
+        "cgroup": cgroup, "view": str(spec.get("view", "")), "result": str(result), "uid": uid})
+    work = workdir / "work"  # the kernel's folder without the sandbox (inside it, a private tmpfs)
+    work.mkdir(exist_ok=True)
     client = CappedClient(run_nb, kernel_manager_class=manager, kernel_name="python3", timeout=spec["cell_timeout"],
                           allow_errors=True, interrupt_on_timeout=True, shutdown_kernel="immediate",
-                          resources={"metadata": {"path": str(workdir / "work")}}, record_timing=False,
+                          resources={"metadata": {"path": str(work)}}, record_timing=False,
                           timeout_func=lambda cell: extract_timeout if cell is extract else spec["cell_timeout"],
                           output_limit=spec["output_limit_bytes"])
     fired = threading.Event()
@@ -157,8 +222,7 @@ def run(spec: dict) -> dict:
         if proc is not None and proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
 
-    watchdog = threading.Timer(spec["timeout"], kill_kernel)
-    start = time.perf_counter()
+    watchdog = threading.Timer(max(0.0, spec["timeout"] - (time.perf_counter() - start)), kill_kernel)
     watchdog.start()
     try:
         client.execute(env=kernel_environment())
@@ -178,6 +242,9 @@ def run(spec: dict) -> dict:
         if cgroup:
             remove_cgroup(cgroup)
     report["seconds"] = round(time.perf_counter() - start, 2)
+    for o in run_nb.cells[0].get("outputs", []):  # the grader's own set-up cell: a failure there is ours
+        if o.get("output_type") == "error":
+            report["messages"].append(f"the grader's set-up cell failed: {o.get('ename')}: {str(o.get('evalue'))[:200]}")
     for i, c in enumerate(run_nb.cells[1:-1]):
         for o in c.get("outputs", []):
             if o.get("output_type") == "error":
@@ -185,7 +252,7 @@ def run(spec: dict) -> dict:
                                               "error": f"{o.get('ename')}: {str(o.get('evalue'))[:200]}"})
     if client.truncated:
         report["messages"].append(f"output past {spec['output_limit_bytes']} bytes was discarded")
-    answers, problem = read_answers(Path(spec["result_path"]), spec.get("answers_limit_bytes", 2**22))
+    answers, problem = read_answers(result, spec.get("answers_limit_bytes", 2**24))
     if answers is not None:
         report["answers"] = answers
     elif problem:
@@ -218,6 +285,8 @@ def read_answers(path: Path, limit: int):
         if not stat.S_ISREG(st.st_mode):
             return None, "the answers could not be read back: the result is not a regular file (the notebook " \
                          "interfered with it)"
+        if st.st_size == 0:
+            return None, "the answers could not be collected (the last cell did not finish)"
         if st.st_size > limit:
             return None, f"the answers could not be read back: the result is over {limit} bytes"
         raw = os.read(fd, limit + 1)

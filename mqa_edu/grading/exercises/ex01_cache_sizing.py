@@ -23,6 +23,10 @@ def _cache(n_layers, d_model, n_heads, n_kv_heads, head_dim, seq_len, batch, bpe
     return int(2 * n_layers * n_kv_heads * head_dim * tokens * batch * bpe)
 
 
+def _tokens_kept(n_layers, d_model, n_heads, n_kv_heads, head_dim, seq_len, batch, bpe, sliding_window=None):
+    return min(seq_len, sliding_window) if sliding_window else seq_len
+
+
 def _random_model(rng):
     n_kv = rng.choice([1, 2, 4, 8, 16])
     n_heads = n_kv * rng.choice([1, 2, 4, 8])
@@ -136,9 +140,9 @@ QUESTIONS = [
         ],
         hint="bytes per token (question 1) x tokens kept x batch, with tokens kept = min(seq_len, sliding_window).",
         cascade=Cascade("ex01.q1", probes=lambda nl, d, h, kv, hd, s, b, e, w=None: [(nl, d, h, kv, hd, e)],
-                        combine=lambda case, v: v[0] * (min(case[5], case[8]) if case[8] else case[5]) * case[6])),
+                        combine=lambda case, v: v[0] * _tokens_kept(*case) * case[6])),
     Question(
-        "ex01.q3", "Falcon-7B: bytes per token in fp16", 10, "value", "falcon_7b_bytes_per_token",
+        "ex01.q3", "Falcon-7B: bytes per token in fp16", 10, "value", "falcon_7b_bytes_per_token", subject="Falcon-7B",
         reference=lambda: _bpt(32, 4544, 71, 1, 64, 2),
         mistakes=[
             Mistake("71_kv_heads", lambda: _bpt(32, 4544, 71, 71, 64, 2),
@@ -147,9 +151,10 @@ QUESTIONS = [
             Mistake("no_factor_2", lambda: _bpt(32, 4544, 71, 1, 64, 2) // 2, "K and V: the factor 2."),
         ],
         hint="Read the config: multi_query, n_layer, hidden_size / n_head.",
-        cascade=Cascade("ex01.q1", probes=lambda: [(32, 4544, 71, 1, 64, 2)], combine=lambda case, v: v[0])),
+        cascade=Cascade("ex01.q1", probes=lambda: [(32, 4544, 71, 1, 64, 2)], combine=lambda case, v: v[0],
+                        decoys=lambda: [(32, 4544, 71, 71, 64, 2), (32, 4544, 71, 8, 64, 2)])),
     Question(
-        "ex01.q4", "Gemma-7B: one 8192-token sequence in bf16, in GiB", 10, "value", "gemma_7b_cache_gib",
+        "ex01.q4", "Gemma-7B: one 8192-token sequence in bf16, in GiB", 10, "value", "gemma_7b_cache_gib", subject="Gemma-7B",
         reference=lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / GiB, rel_tol=1e-3,
         mistakes=[
             Mistake("head_dim_192", lambda: _cache(28, 3072, 16, 16, 192, 8192, 1, 2) / GiB,
@@ -160,7 +165,8 @@ QUESTIONS = [
         ],
         hint="bytes = 2 x layers x KV heads x head_dim x tokens x 2 bytes (bf16); then divide by 2**30.",
         cascade=Cascade("ex01.q2", probes=lambda: [(28, 3072, 16, 16, 256, 8192, 1, 2)],
-                        combine=lambda case, v: v[0] / GiB)),
+                        combine=lambda case, v: v[0] / GiB,
+                        decoys=lambda: [(28, 3072, 16, 16, 192, 8192, 1, 2), (28, 3072, 16, 1, 256, 8192, 1, 2)])),
     Question(
         "ex01.q5", "largest batch under a memory budget", 15, "function", "max_batch",
         reference=_max_batch,
@@ -178,7 +184,7 @@ QUESTIONS = [
         ],
         hint="(budget_bytes - weights_bytes) // (bytes of one sequence's cache), and 0 if nothing fits."),
     Question(
-        "ex01.q6", "Llama-3-8B: extra sequences GQA-8 serves over MHA", 10, "value", "extra_sequences_gqa",
+        "ex01.q6", "Llama-3-8B: extra sequences GQA-8 serves over MHA", 10, "value", "extra_sequences_gqa", subject="Llama-3-8B",
         reference=lambda: _llama_batch(8) - _llama_batch(32),
         mistakes=[
             Mistake("ratio", lambda: _llama_batch(8) / _llama_batch(32),
@@ -191,7 +197,9 @@ QUESTIONS = [
         hint="max_batch with 8 KV heads minus max_batch with 32 KV heads, same budget and weights.",
         cascade=Cascade("ex01.q5", probes=lambda: [(32, kv, 128, 8192, 2, 80 * GB, LLAMA_3_8B["weights_bytes"])
                                                    for kv in (8, 32)],
-                        combine=lambda case, v: v[0] - v[1])),
+                        combine=lambda case, v: v[0] - v[1],
+                        decoys=lambda: [(32, kv, 128, 8192, 2, budget, weights) for kv in (8, 32) for budget, weights
+                                        in ((80 * GiB, LLAMA_3_8B["weights_bytes"]), (80 * GB, 0))])),
     Question(
         "ex01.q7a", "design: how many KV heads", 10, "value", "design_n_kv_heads",
         reference=lambda: _design_options()[0],

@@ -341,5 +341,6 @@ QUESTIONS = [
 
 EXERCISE = Exercise(
     name="ex02_head_redundancy", title="Exercise 2 · Head redundancy", questions=QUESTIONS,
-    forbidden_modules=("mqa_edu.grading", "solutions"),
+    # the measures (redundancy), the grouping by similarity (convert): the answers of Q1-Q3 and Q5
+    forbidden_modules=("mqa_edu.redundancy", "mqa_edu.convert", "mqa_edu.grading", "solutions"),
 )

@@ -303,7 +303,7 @@ QUESTIONS = [
         ],
         hint="(mean(b) - mean(a)) / sqrt(var(a)/len(a) + var(b)/len(b)), with var the sample variance (ddof=1)."),
     Question(
-        "ex03.q4b", "the study: MQA vs GQA-2 on recall, in standard errors", 5, "value", "mqa_vs_gqa2_recall",
+        "ex03.q4b", "the study: MQA vs GQA-2 on recall, in standard errors", 5, "value", "mqa_vs_gqa2_recall", subject="GQA-2",
         reference=lambda: _t(*_q4b_samples()), rel_tol=1e-3,
         mistakes=[
             Mistake("sign", lambda: _t(*reversed(_q4b_samples())), "the sign: MQA's mean minus GQA-2's, so b is MQA."),

@@ -175,13 +175,13 @@ QUESTIONS = [
                           "with the number of K/V heads of 2a, that dtype misses a target (or a wider one meets it).")],
         hint="Does your 2a design meet both targets in fp16?"),
     Question(
-        "ex04.q2c", "A · long context: your design's decode floor, ms", 5, "value", "a_step_ms",
+        "ex04.q2c", "A · long context: your design's decode floor, ms", 5, "value", "a_step_ms", subject="ms",
         reference=lambda: _a_step_of(*_design(_a_meets)), rel_tol=1e-3,
         mistakes=[Mistake("mha", lambda: _a_step_of(32, "fp16"), "that is the MHA model's step; give your design's.")],
         hint="decode_step_ms with your design's n_kv_heads and bytes per element.",
         cascade=Cascade("ex04.q1", probes=lambda: _a_probes(), combine=lambda case, v: _implied_a(v)[2])),
     Question(
-        "ex04.q3a", "B · on device: the shipped cache at 60k tokens, GiB", 10, "value", "b_cache_gib",
+        "ex04.q3a", "B · on device: the shipped cache at 60k tokens, GiB", 10, "value", "b_cache_gib", subject="GiB",
         reference=lambda: _b_gib(), rel_tol=1e-3,
         mistakes=[
             Mistake("gb", lambda: _b_gib(unit=GB), "that is GB (1e9 bytes); the question asks for GiB (2**30)."),
@@ -210,7 +210,7 @@ QUESTIONS = [
         mistakes=[Mistake("other", lambda: "fp16" if _design(_c_meets)[1] == "fp8" else "fp8",
                           "with the K/V heads of 4a, that dtype does not fit (or a wider one does).")]),
     Question(
-        "ex04.q5a", "D · which SmolLM2 layers to convert to MQA", 10, "value", "d_layers",
+        "ex04.q5a", "D · which SmolLM2 layers to convert to MQA", 10, "value", "d_layers", subject="SmolLM2",
         reference=_d_layers,
         mistakes=[
             Mistake("by_index", lambda: _d_layers("index"), "take the cheapest layers first (that converts the most "
@@ -221,7 +221,7 @@ QUESTIONS = [
         hint="Sort the layers by cost; add them while the running total stays <= 0.02 nats; return the layer "
              "indices in ascending order."),
     Question(
-        "ex04.q5b", "D · fp16 KV bytes per token that conversion saves", 5, "value", "d_bytes_saved",
+        "ex04.q5b", "D · fp16 KV bytes per token that conversion saves", 5, "value", "d_bytes_saved", subject="bytes",
         reference=lambda: _d_saved(len(_d_layers())),
         mistakes=[Mistake("all_heads", lambda: len(_d_layers()) * 2 * D["n_kv_heads"] * D["head_dim"] * D["bpe"],
                           "a converted layer keeps one K/V head: it saves n_kv_heads - 1 = 2 of its 3.")],
