@@ -83,3 +83,45 @@ def head_maps() -> dict:
     for v in maps.values():
         v.setflags(write=False)  # shared by every caller: nobody may change them
     return maps
+
+
+def equal_groupings(n_items: int, n_groups: int):
+    """Every way to split heads 0 .. n_items - 1 into n_groups groups of equal size, each once (groups sorted, and
+    the groups ordered by their first head): 105 ways to pair 8 heads."""
+    size = n_items // n_groups
+
+    def split(items):
+        if not items:
+            yield ()
+            return
+        first, rest = items[0], items[1:]
+        from itertools import combinations
+
+        for partners in combinations(rest, size - 1):
+            group = (first, *partners)
+            left = tuple(i for i in rest if i not in partners)
+            for others in split(left):
+                yield (group, *others)
+
+    return list(split(tuple(range(n_items))))
+
+
+@lru_cache(maxsize=None)
+def converted_loss(groups: tuple, layer: int = 0) -> float:
+    """Validation loss (nats, on :func:`eval_batches`) of the shipped model after converting ``layer`` to GQA with
+    these K/V groups (each group's keys and values mean-pooled), the other layers as they are. ``groups``: a tuple of
+    tuples of head indices; the order within and between groups does not matter. Exercise 2's Q5 is scored with it,
+    and its check cell tells the student their own loss."""
+    import torch
+
+    from .convert import permute_heads, pooled_kv_layers
+    from .train import loss_on
+
+    model = _model()
+    groups = tuple(sorted(tuple(sorted(int(h) for h in g)) for g in groups))
+    order = [h for g in groups for h in g]
+    perms = [list(range(model.cfg.n_heads)) for _ in range(model.cfg.n_layers)]
+    perms[layer] = order
+    model = permute_heads(model, perms)  # exact: the same function with the heads re-ordered
+    with torch.no_grad(), pooled_kv_layers(model, [layer], n_kv_heads=len(groups)):
+        return sum(loss_on(model, x, y).item() for x, y in eval_batches()) / len(eval_batches())

@@ -13,7 +13,7 @@ import torch
 
 from mqa_edu.checks import core
 from mqa_edu.grading.exercises import ex02_head_redundancy as ex02
-from tests.conftest import grade_batch, with_cell
+from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
 
 EXERCISE = ex02.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,42 +56,55 @@ def test_model_answers_agree_with_the_course_measures():
     assert sorted(ex02._ranking()) == list(range(8)) and ex02._ranking() != ex02._ranking(descending=False)
 
 
-def test_a_grouping_is_judged_by_the_loss_of_the_converted_model():
+def test_a_grouping_is_ranked_among_all_pairings_of_the_heads():
+    """Q5 is scored by the rank of its loss among all 105 ways to pair the heads (exhaustive, no random sample): the
+    contiguous example the check prints earns 10 of 20, the solution's similarity grouping 20."""
+    from mqa_edu.exercise_data import equal_groupings
     q = EXERCISE.question("q5")
-    form, loss = q.reference("form"), q.reference("loss")
-    rand = ex02._random_losses()
+    assert len(equal_groupings(8, 4)) == 105 and len(set(equal_groupings(8, 4))) == 105
+    assert len(equal_groupings(8, 2)) == 35  # the issue's count for 2 groups
     contiguous = [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert ex02._converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))) == pytest.approx(
         ex02._converted_loss(((1, 0), (3, 2), (5, 4), (7, 6))))  # order within and between groups does not matter
-    assert form.matches(contiguous) and form.matches(np.array(contiguous))
-    assert loss.matches(contiguous) == (ex02._converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))) <= np.median(rand))
+    cases = q.cases(None, False)
+    assert cases == [("form",), ("top", 0.5), ("top", 0.25), ("top", 0.1)]
+    passed = [core.judge(q, c, contiguous)[0] for c in cases]
+    assert passed == [True, True, False, False]  # 10 of 20 for the printed example
+    best = [list(g) for g in min(equal_groupings(8, 4), key=ex02._converted_loss)]
+    assert all(core.judge(q, c, best)[0] for c in cases)
+    ok, msg = core.judge(q, ("top", 0.1), contiguous)
+    assert not ok and "of the 105 ways to pair the heads do better" in msg
     for bad, words in (([[0, 1], [2, 3], [4, 5]], "exactly 4 groups"), ([[0, 1, 2, 3], [4, 5, 6, 7]], "exactly 4"),
                        ([[0, 0], [2, 3], [4, 5], [6, 7]], "exactly once"), ("0,1 2,3", "list of 4 lists"),
                        ([[0, 1], [2, 3], [4, 5], [6, 8]], "exactly once")):
         ok, msg = core.judge(q, ("form",), bad)
         assert not ok and words in msg, (bad, msg)
-    ok, msg = core.judge(q, ("loss",), contiguous)
-    assert f"of {ex02.N_RANDOM} random groupings" in msg
+
+
+def test_the_check_cell_tells_the_student_their_loss(capsys):
+    from mqa_edu.exercise_data import converted_loss
+    core.check("ex02.q5", [[0, 1], [2, 3], [4, 5], [6, 7]])
+    out = capsys.readouterr().out
+    assert f"your loss after conversion: {converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))):.4f}" in out
+    assert "ranked at grading among all 105" in out and "correct" not in out
 
 
 def test_public_form_stores_the_model_answers_as_digests():
     public = json.loads((ROOT / "mqa_edu" / "checks" / "public" / "ex02_head_redundancy.json").read_text())
     import re
     for q in public["questions"]:
-        if q["kind"] in ("choice", "value"):  # model answers are stored as digests only
-            assert all(re.fullmatch(r"[0-9a-f]{32}", c["expected"]) for c in q["cases"] if "partition" not in c)
+        if q["kind"] in ("choice", "value"):  # fixed model answers: no digest at all, the form only
+            assert all("expected" not in c for c in q["cases"])
+            assert all("form" in c or "partition" in c for c in q["cases"])
+    assert re.search(r'"expected": "[0-9a-f]{32}"', json.dumps(public))  # the functions' public cases keep theirs
     text = json.dumps(public)
     assert str(ex02._ranking()) not in text and str(ex02._ranking()).replace(" ", "") not in text
 
 
 def bad_grouping():
-    """A well-formed grouping whose converted model is worse than the median random one."""
-    import itertools
-    median = np.median(ex02._random_losses())
-    for perm in itertools.permutations(range(8)):
-        groups = tuple(tuple(sorted(perm[i:i + 2])) for i in range(0, 8, 2))
-        if ex02._converted_loss(groups) > median:
-            return [list(g) for g in groups]
+    """A well-formed grouping outside the top half of all 105 pairings."""
+    from mqa_edu.exercise_data import equal_groupings
+    return [list(g) for g in max(equal_groupings(8, 4), key=ex02._converted_loss)]
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +129,11 @@ def graded(tmp_path_factory):
                                    "t = threading.Thread(target=grab)\nt.start()\nt.join()\n"
                                    "def linear_cka(x, y):\n    return found['cka'](torch.tensor(x, dtype=torch.float64), "
                                    "torch.tensor(y, dtype=torch.float64))")
+    q1_raises = with_cell(sol, "def js_divergence(", "def js_divergence(a, b, mask):\n    raise ValueError('a bug')")
     notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
-                 "course_code_thread": course_code_thread, "blank": nbformat.read(STUDENT, as_version=4)}
+                 "course_code_thread": course_code_thread, "q1_raises": q1_raises,
+                 "blank": nbformat.read(STUDENT, as_version=4)}
+    notebooks = with_copies(notebooks, "planted")  # five identical copies: five identical rows
     return grade_batch(tmp_path_factory.mktemp("ex02"), "ex02_head_redundancy", notebooks,
                        cell_timeout=120, call_timeout=20, timeout=300)
 
@@ -125,8 +141,7 @@ def graded(tmp_path_factory):
 def test_grader_gives_the_solution_full_marks(graded):
     r = graded["solution"]
     assert r["total"] == AUTO, r
-    assert "random groupings" in " ".join(r["questions"]["ex02.q5"]["messages"]) or r["questions"]["ex02.q5"][
-        "points"] == 20
+    assert r["questions"]["ex02.q5"]["points"] == 20, r["questions"]["ex02.q5"]
     assert r["free_text"]["ex02.q6"].startswith("The map only says")
 
 
@@ -135,8 +150,10 @@ def test_grader_names_planted_mistakes(graded):
     text = lambda qid: " ".join(q[qid]["messages"])  # noqa: E731
     assert q["ex02.q1"]["points"] < 20 and "BEFORE normalising" in text("ex02.q1")
     assert q["ex02.q4"]["points"] == 0 and "most important first" in text("ex02.q4")
-    assert q["ex02.q5"]["points"] == 10 and "random groupings" in text("ex02.q5")  # well formed, worse than chance
+    assert q["ex02.q5"]["points"] == 5 and "ways to pair the heads do better" in text("ex02.q5")  # well formed only
     assert q["ex02.q2"]["points"] == 20 and q["ex02.q7"]["points"] == 10
+    # Q3 calls the planted (wrong) js_divergence: judged on top of it, so Q1's mistake is counted once
+    assert q["ex02.q3"]["points"] == 10, q["ex02.q3"]
 
 
 @pytest.mark.parametrize("name", ["course_code", "course_code_thread"])
@@ -152,3 +169,15 @@ def test_an_answer_that_calls_the_course_code_scores_zero(graded, name):
 
 def test_the_blank_exercise_scores_zero(graded):
     assert graded["blank"]["total"] == 0
+
+
+def test_identical_copies_get_identical_rows(graded):
+    assert_identical_rows(graded, "planted")
+
+
+def test_a_raising_js_divergence_costs_only_its_own_question(graded):
+    """Q3 calls the student's js_divergence on the 28 pairs of layer 0: where it raises, the reference's values
+    stand in at exactly those maps, so Q3 is judged on its own step (the smallest pair)."""
+    r = graded["q1_raises"]
+    assert r["questions"]["ex02.q3"]["points"] == 10, r["questions"]["ex02.q3"]
+    assert r["questions"]["ex02.q1"]["points"] == 0 and r["total"] == AUTO - 20, r["questions"]

@@ -12,7 +12,7 @@ import torch
 
 from mqa_edu.checks import core
 from mqa_edu.grading.exercises.ex03_quality_tradeoff import EXERCISE, _study
-from tests.conftest import grade_batch, with_cell
+from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex03_quality_tradeoff.ipynb"
@@ -116,8 +116,11 @@ def graded(tmp_path_factory):
                             "    from mqa_edu.convert import _pool_heads\n    import torch\n"
                             "    w = torch.tensor(w, dtype=torch.float64)\n"
                             "    return _pool_heads(w, groups, w.shape[0] // n_kv_heads).numpy()")
-    notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
+    q4a_raises = with_cell(sol, "def difference_in_standard_errors(",
+                           "def difference_in_standard_errors(a, b):\n    raise ValueError('a bug')")
+    notebooks = {"solution": sol, "planted": planted, "course_code": course_code, "q4a_raises": q4a_raises,
                  "blank": nbformat.read(STUDENT, as_version=4)}
+    notebooks = with_copies(notebooks, "planted")  # five identical copies: five identical rows
     return grade_batch(tmp_path_factory.mktemp("ex03"), "ex03_quality_tradeoff", notebooks,
                        cell_timeout=20, call_timeout=5, timeout=90)
 
@@ -147,3 +150,14 @@ def test_an_answer_that_calls_the_course_code_scores_zero(graded):
 
 def test_the_blank_exercise_scores_zero(graded):
     assert graded["blank"]["total"] == 0
+
+
+def test_identical_copies_get_identical_rows(graded):
+    assert_identical_rows(graded, "planted")
+
+
+def test_a_raising_earlier_answer_costs_only_its_own_question(graded):
+    """Q4b builds on Q4a: where Q4a raises, the reference's value stands in, and Q4b keeps its points."""
+    r = graded["q4a_raises"]
+    assert r["questions"]["ex03.q4b"]["points"] == 5, r["questions"]["ex03.q4b"]
+    assert r["questions"]["ex03.q4a"]["points"] == 0 and r["total"] == AUTO - 15, r["questions"]

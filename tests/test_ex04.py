@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from mqa_edu.grading.exercises import ex04_case_studies as ex04
-from tests.conftest import grade_batch, with_cell
+from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
 
 EXERCISE = ex04.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +67,10 @@ def graded(tmp_path_factory):
                            "batch * bpe / (bw * 1e9) * 1e3")
     course_code = with_cell(sol, "def b_cache_gib(", "def b_cache_gib():\n    from mqa_edu.sizing import "
                             "kv_cache_bytes\n    return 1.83\n\n\ndef b_option():\n    return 'b'")
+    q1_raises = with_cell(sol, "def decode_step_ms(", "def decode_step_ms(*args):\n    raise ValueError('a bug')")
     notebooks = {"solution": sol, "planted": planted, "fp16_only": fp16_only, "no_weights": no_weights,
-                 "course_code": course_code, "blank": nbformat.read(STUDENT, as_version=4)}
+                 "course_code": course_code, "q1_raises": q1_raises, "blank": nbformat.read(STUDENT, as_version=4)}
+    notebooks = with_copies(notebooks, "planted")  # five identical copies: five identical rows
     return grade_batch(tmp_path_factory.mktemp("ex04"), "ex04_case_studies", notebooks,
                        cell_timeout=20, call_timeout=5, timeout=90)
 
@@ -103,3 +105,17 @@ def test_a_wrong_decode_formula_is_counted_once(graded):
 def test_course_code_and_blank(graded):
     assert graded["course_code"]["questions"]["ex04.q3a"]["points"] == 0
     assert graded["blank"]["total"] == 0
+
+
+def test_identical_copies_get_identical_rows(graded):
+    assert_identical_rows(graded, "planted")
+
+
+@pytest.mark.parametrize("name", ["q1_raises", "no_weights"])
+def test_a_raising_or_wrong_decode_formula_costs_only_its_own_question(graded, name):
+    """Q2a, Q2b and Q2c build on Q1 (declared in their cascades): with Q1 raising, the reference's values stand in
+    where they call it; with Q1 wrong, they are judged on top of it. Either way only Q1's 15 points go."""
+    r = graded[name]
+    for qid in ("ex04.q2a", "ex04.q2b", "ex04.q2c"):
+        assert r["questions"][qid]["points"] == r["questions"][qid]["max"], (qid, r["questions"][qid])
+    assert r["questions"]["ex04.q1"]["points"] == 0 and r["total"] == AUTO - 15, r["questions"]

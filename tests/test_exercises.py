@@ -73,3 +73,71 @@ def test_falcon_7b_matches_its_published_bytes_per_token():
 
     published = 8_192  # mqa_facts.md's table (this file is private: mqa-release leaves it out)
     assert bytes_per_token(REAL_MODELS["Falcon-7B"], "fp16") == published == EXERCISE.question("q3").reference()
+
+
+def _candidates(expected):
+    """What a student would try against a fixed answer's public check, by the answer's form."""
+    from itertools import combinations, permutations
+
+    if isinstance(expected, str) or getattr(expected, "is_text", False):
+        return list("abcdefgh") + ["fp16", "fp8", "bf16", "true", "false"] + [f"{i},{j}" for i in range(8)
+                                                                            for j in range(i + 1, 8)]
+    if getattr(expected, "form", "") in ("ordering", "int_list"):
+        return [list(c) for k in (1, 2, 3) for c in combinations(range(30), k)] + [list(p) for p in
+                                                                                permutations(range(8))]
+    return list(range(0, 5001)) + [i / 100 for i in range(-2000, 20001)] + [i / 1000 for i in range(-3000, 10001)]
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_no_fixed_answer_can_be_recovered_from_the_public_data(name):
+    """Plays the student who tries answers against the public data (every choice, every integer up to 5,000, decimal
+    grids, short lists of small integers, every ordering of 8 heads): for no question with a fixed answer does the
+    public check accept the right answer and refuse a wrong one of the same form, and none holds a digest."""
+    from mqa_edu.checks.public import Hashed, load_public
+
+    private = importlib.import_module(EXERCISES[name]).EXERCISE
+    public = load_public(name)
+    fixed = [q for q in private.questions if q.fixed]
+    assert fixed, name
+    for q in fixed:
+        pq = public.question(q.qid)
+        expected = pq.reference()
+        assert not isinstance(expected, Hashed), q.qid
+        answer = q.reference()
+        form = core.FormOnly.of(answer, q.choices)
+        assert core.matches(answer, expected, q.rel_tol), q.qid  # the right answer is recorded...
+        for c in _candidates(expected):  # ...and so is every other answer of its form
+            if form.matches(c):
+                assert core.matches(c, expected, q.rel_tol), (q.qid, c)
+        ok, message = core.judge(pq, (), answer)
+        assert ok and "graded later" in message and "correct" not in message, (q.qid, message)
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_every_rubric_splits_into_parts_that_add_up(name):
+    """free_text.csv has a column per rubric part; the parts' maxima add up to the question's points."""
+    for q in importlib.import_module(EXERCISES[name]).EXERCISE.questions:
+        if q.kind == "text":
+            parts = q.rubric_parts
+            assert len(parts) >= 2 and sum(most for _, most, _ in parts) == q.points, (q.qid, parts)
+
+
+def test_the_instructor_guide_describes_every_hidden_set():
+    """INSTRUCTORS.md's table of hidden sets: per function question, the cases drawn at random, the later questions
+    whose inputs are its hidden cases too, and the known mistakes its hidden cases show (all of them, by design)."""
+    from mqa_edu.grading.cli import make_cases, reveals
+    guide = (Path(__file__).resolve().parents[1] / "INSTRUCTORS.md").read_text()
+    for name in sorted(EXERCISES):
+        ex = importlib.import_module(EXERCISES[name]).EXERCISE
+        spec = make_cases(ex, 0)
+        for q in ex.questions:
+            if q.kind != "function":
+                continue
+            drawn = len(q.cases(random.Random(0), True))
+            later = sorted(o.qid.split(".")[1] for o in ex.questions
+                           if o.cascade and o.cascade.combine and ex.question(o.cascade.on) is q)
+            cases = [tuple(c) for c in spec[q.qid]["cases"]]
+            shown = sum(any(reveals(q, m, c) for c in cases) for m in q.mistakes)
+            assert shown == len(q.mistakes), q.qid  # every known mistake costs at least one hidden case
+            row = f"| {q.qid} | `{q.answer_name}` | {drawn} | {', '.join(later) or '-'} | {shown} of {len(q.mistakes)} |"
+            assert row in guide, row

@@ -17,7 +17,7 @@ from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
 from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.make_exercise import render, strip_solutions
 from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
-from tests.conftest import with_cell
+from tests.conftest import assert_identical_rows, with_cell, with_copies
 
 # points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
@@ -91,6 +91,16 @@ def build_submissions(folder: Path):
     other = copy.deepcopy(sol)
     other.metadata["mqa_edu"] = {"exercise": "ex02_head_redundancy"}
     subs["other_exercise"] = other
+    for qid, name, wrong in (("q1", "def kv_bytes_per_token(", "return 2 * n_layers * n_kv_heads * head_dim"),
+                             ("q2", "def kv_cache_bytes(", "return kv_bytes_per_token(n_layers, d_model, n_heads, "
+                              "n_kv_heads, head_dim, bytes_per_element) * seq_len * batch // 2"),
+                             ("q5", "def max_batch(", "import math\n    return max(0, math.ceil((budget_bytes - "
+                              "weights_bytes) / (2 * n_layers * n_kv_heads * head_dim * seq_len * bytes_per_element)))")):
+        cell = next(c.source for c in sol.cells if name in c.source)
+        head = cell.split(":\n")[0] + ":\n"  # the def line(s), as the solution writes them
+        subs[f"{qid}_raises"] = with_cell(sol, name, head + "    raise ValueError('a bug')")
+        subs[f"{qid}_wrong"] = with_cell(sol, name, head + "    " + wrong)
+    subs = with_copies(subs, "n_heads_mistake")  # five identical copies of a partly wrong submission
     for name, nb in subs.items():
         path = folder / ("my_homework.ipynb" if name == "renamed_solution" else f"{name}.ipynb")
         if name == "renamed_solution":
@@ -171,7 +181,8 @@ def test_one_mistake_is_counted_once(graded):
     ("loop_in_function", 5, "TimeoutError"),
     ("memory_hog", 0, "MemoryError"),
     ("giant_output", 0, "output past"),
-    ("misnamed", 25, "rename it to 'max_batch'"),  # Q6 calls max_batch, so it fails too
+    # Q6 calls max_batch: the reference's values stand in where it is missing, so only Q5's 15 points go
+    ("misnamed", 15, "rename it to 'max_batch'"),
     ("wrong_type", 10, "returned str"),
     ("nan", 10, "returned NaN"),
 ])
@@ -221,7 +232,17 @@ def test_rerun_skips_and_force_is_deterministic(graded, capsys):
     assert grade_main([str(one), "--out", str(out / "again"), "--force", "--no-progress", *NO_SANDBOX]) == 0
     again = json.loads((out / "again" / "students" / "wrong_type.json").read_text())
     assert again["total"] == results["wrong_type"]["total"] == AUTO - 10
-    assert again["seed"] != results["wrong_type"]["seed"]  # fresh hidden inputs, same score
+    assert again["seed"] != results["wrong_type"]["seed"]  # a new folder: fresh hidden inputs, same score
+
+
+def test_one_batch_meets_one_set_of_hidden_cases(graded):
+    """Every row of a batch has the manifest's seed; a re-run into the same folder keeps it (a term's seed)."""
+    subs, out, argv, results = graded
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["seed"] for r in results.values()} == {manifest["seed"]}
+    assert manifest["exercise"] == "ex01_cache_sizing" and len(manifest["submissions"]) == len(results)
+    from mqa_edu.grading.cli import batch_seed
+    assert batch_seed(out, EXERCISE, None) == manifest["seed"] and batch_seed(out, EXERCISE, 5) == 5
 
 
 def test_interrupted_grader_keeps_what_it_graded(tmp_path):
@@ -379,6 +400,9 @@ def test_public_form_holds_no_answer():
     data = json.loads(text)
     for q in data["questions"]:
         for c in q["cases"]:
+            if "form" in c:  # a fixed answer: its form only, no digest, no mistakes
+                assert set(c) == {"args", "text", "form", "n"} and q["mistakes"] == [], q["qid"]
+                continue
             assert re.fullmatch(r"[0-9a-f]{32}", c["expected"])
             assert all(re.fullmatch(r"[0-9a-f]{32}", d) for d in c["mistakes"].values())
     assert "def " not in text and "lambda" not in text and "_bpt" not in text
@@ -404,6 +428,10 @@ def test_public_checks_judge_like_the_private_ones(capsys):
         if q.kind == "text":
             continue
         cases = public.question(q.qid).cases(None, False)
+        if q.fixed:  # recorded, graded later: the check neither confirms it nor names a mistake
+            assert core.check(q.qid, as_answer(q, q.reference, cases)).passed is None, q.qid
+            assert "graded later" in capsys.readouterr().out
+            continue
         assert core.check(q.qid, as_answer(q, q.reference, cases)).passed is True, q.qid
         for m in q.mistakes:
             shows = any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases)
@@ -414,11 +442,34 @@ def test_public_checks_judge_like_the_private_ones(capsys):
 
 
 def test_public_float_check_keeps_the_tolerance():
-    gib = EXERCISE.question("q4").reference()  # rel_tol 1e-3
-    assert core.check("ex01.q4", gib).passed is True
-    assert core.check("ex01.q4", gib * (1 + 4e-4)).passed is True
-    assert core.check("ex01.q4", gib * (1 + 3e-3)).passed is False
-    assert core.check("ex01.q4", float("nan")).passed is False
+    from mqa_edu.grading.exercises.ex04_case_studies import EXERCISE as EX04
+    q = EX04.question("q1")  # a function with a float answer, rel_tol 1e-6, judged by digests of its public cases
+
+    table = {c: q.reference(*c) for c in q.cases(None, False)}  # tabulated: the check flags calls into mqa_edu
+
+    def answer(factor):
+        return lambda *case: table[case] * factor
+
+    assert core.check("ex04.q1", answer(1)).passed is True
+    assert core.check("ex04.q1", answer(1 + 4e-7)).passed is True
+    assert core.check("ex04.q1", answer(1 + 3e-6)).passed is False
+    assert core.check("ex04.q1", lambda *case: float("nan")).passed is False
+
+
+def test_a_fixed_answer_is_recorded_not_confirmed(capsys):
+    """The issue's student: trying answers in a check cell learns nothing about a fixed answer (Falcon-7B's bytes
+    per token, a choice); a wrong form is refused with what the question asks for."""
+    right = EXERCISE.question("q3").reference()
+    for guess in (right, right * 71, 12345):
+        assert core.check("ex01.q3", guess).passed is None
+    outs = capsys.readouterr().out.split("ex01.q3 ·")[1:]
+    assert len({o.replace(str(g), "N") for o, g in zip(outs, (right, right * 71, 12345))}) == 1, outs
+    for choice in "abcd":
+        assert core.check("ex01.q8", choice).passed is None
+    out = capsys.readouterr().out
+    assert "correct" not in out and out.count("recorded, graded later") == 4
+    assert core.check("ex01.q8", "e").passed is False and "one of ['a', 'b', 'c', 'd']" in capsys.readouterr().out
+    assert core.check("ex01.q3", "8192 bytes").passed is False
 
 
 # ---------------------------------------------------------------- the student release
@@ -452,11 +503,14 @@ def test_student_release_passes_its_own_tests_and_checks_work(student_release):
     out = student_release
     env = {**os.environ, "PYTHONPATH": str(out)}
     code = ("import mqa_edu, mqa_edu.checks.core as c; assert mqa_edu.__file__.startswith(%r); "
-            "print(c.check('ex01.q3', 8192).passed, c.check('ex01.q3', 8192 * 71).passed)" % str(out))
+            "right = lambda nl, d, h, kv, hd, b: 2 * nl * kv * hd * b\n"
+            "wrong = lambda nl, d, h, kv, hd, b: 2 * nl * h * hd * b\n"
+            "print(c.check('ex01.q1', right).passed, c.check('ex01.q1', wrong).passed)" % str(out))
+    code = code.replace("; right", "\nright")
     res = subprocess.run([sys.executable, "-c", code], cwd=out, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip().endswith("True False") and "71 is in" not in res.stdout
-    assert "multi_query=True" in res.stdout  # the known-mistake hint, from the public form
+    assert res.stdout.strip().endswith("True False")
+    assert "only the n_kv_heads KV heads are cached" in res.stdout  # the known-mistake hint, from the public form
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_heads.py",
                           "tests/test_sizing.py", "tests/test_notebooks.py", "-k", "heads or sizing or exercises"],
                          cwd=out, env=env, capture_output=True, text=True, timeout=600)
@@ -508,3 +562,72 @@ def test_free_text_is_exported_with_its_rubric_and_marks_merge_back(graded, tmp_
     assert len(by_id) == len(before.strip().splitlines()) - 1
     with open(work / "free_text.csv", newline="", encoding="utf-8") as fh:  # the marks show in the next export
         assert next(r for r in csv.DictReader(fh) if r["submission"] == "solution")["points"] == "4"
+
+
+def test_rubric_parts_have_a_column_each_and_are_checked_against_their_maximum(graded, tmp_path):
+    """ex01.q7c's rubric has three parts (2, 2, 1): free_text.csv has part_1..part_3, mqa-grade-marks refuses a part
+    above its maximum or points that are not the parts' sum, and merges the parts' sum."""
+    import csv
+    import shutil
+    from mqa_edu.grading.marks import main as marks_main
+    _, out, _, _ = graded
+    work = tmp_path / "grades"
+    shutil.copytree(out, work)
+    with open(work / "free_text.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, list(reader)
+    assert header[:7] == ["submission", "question", "max_points", "points", "part_1", "part_2", "part_3"]
+    sol = next(r for r in rows if r["submission"] == "solution")
+    assert "part_1, up to 2:" in sol["rubric"] and "part_3, up to 1:" in sol["rubric"]
+    marks = tmp_path / "marks.csv"
+
+    def merge(*rows_):
+        with open(marks, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=header)
+            w.writeheader()
+            w.writerows(rows_)
+        return marks_main([str(work), str(marks)])
+
+    for bad, words in ((dict(sol, part_1="3"), "part_1 of ex01.q7c must be from 0 to 2"),
+                       (dict(sol, part_3="x"), "part_3 of ex01.q7c must be a number from 0 to 1"),
+                       (dict(sol, part_1="2", part_2="1", points="4"), "not the sum of the parts (3)")):
+        with pytest.raises(SystemExit) as err:
+            merge(bad)
+        assert words in str(err.value), str(err.value)
+    assert merge(dict(sol, part_1="2", part_2="1.5", part_3="1", comment="=good")) == 0
+    r = json.loads((work / "students" / "solution.json").read_text())
+    assert r["questions"]["ex01.q7c"]["points"] == 4.5 and r["marks"]["ex01.q7c"]["parts"] == [2, 1.5, 1]
+    assert r["marks"]["ex01.q7c"]["comment"] == "=good"  # stored as written; shown with a leading ' in the CSV
+    with open(work / "free_text.csv", newline="", encoding="utf-8") as fh:
+        again = next(r for r in csv.DictReader(fh) if r["submission"] == "solution")
+    assert (again["part_1"], again["part_2"], again["part_3"], again["comment"]) == ("2", "1.5", "1", "'=good")
+    assert merge(dict(again)) == 0  # the export merges back as it is: the apostrophe is not kept
+    assert json.loads((work / "students" / "solution.json").read_text())["marks"]["ex01.q7c"]["comment"] == "=good"
+
+
+def test_identical_copies_get_identical_rows(graded):
+    """Five byte-identical copies of a partly wrong notebook, graded in one batch, get five identical rows: one seed
+    per batch, so every submission meets the same hidden cases."""
+    assert_identical_rows(graded[3], "n_heads_mistake")
+
+
+DEPENDENTS = {"q1": ("ex01.q2", "ex01.q3"), "q2": ("ex01.q4", "ex01.q7a", "ex01.q7b"), "q5": ("ex01.q6",)}
+
+
+def test_every_declared_dependency_is_tested():
+    edges = {(q.qid, EXERCISE.question(q.cascade.on).qid) for q in EXERCISE.questions if q.cascade}
+    assert edges == {(later, f"ex01.{earlier}") for earlier, laters in DEPENDENTS.items() for later in laters}
+
+
+@pytest.mark.parametrize("earlier", sorted(DEPENDENTS))
+@pytest.mark.parametrize("how", ["raises", "wrong"])
+def test_a_raising_or_wrong_earlier_answer_costs_only_its_own_question(graded, earlier, how):
+    """For every declared dependency: with the earlier answer raising (the reference's values stand in where the
+    later answers call it) or wrong (the later answers are judged on top of it), the later answers keep their
+    points, and the submission loses the earlier question's points only."""
+    r = graded[3][f"{earlier}_{how}"]
+    q = r["questions"]
+    for later in DEPENDENTS[earlier]:
+        assert q[later]["points"] == q[later]["max"], (later, q[later])
+    lost = EXERCISE.question(earlier).points
+    assert q[f"ex01.{earlier}"]["points"] < lost and r["total"] >= AUTO - lost, q

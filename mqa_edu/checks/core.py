@@ -46,12 +46,17 @@ class Cascade:
     at a probe and this answer equals ``combine(case, values)``, what it must be given the student's own earlier
     values, this step is right. ``decoys()``: more inputs of the earlier question that look like the probes (what a
     known mistake would use), so that the list of hidden cases a kernel is given does not tell which input is the
-    right one (Falcon-7B's config with 1 KV head, next to the same config with 71 and with 8)."""
+    right one (Falcon-7B's config with 1 KV head, next to the same config with 71 and with 8).
+
+    When the student's earlier function raises or is missing, the later answer is computed with the reference's
+    values in its place, at the probes, the decoys and ``stand_in()`` (inputs too large to be hidden cases: exercise
+    2's attention maps): the later step is then judged on its own, so one mistake costs once."""
 
     on: str
     probes: Callable
-    combine: Callable
+    combine: Callable | None  # None: no credit from a wrong earlier answer, only the stand-in below
     decoys: Callable = lambda: []
+    stand_in: Callable = lambda: []  # more inputs at which a raising or missing earlier answer is stood in for
 
 
 @dataclass
@@ -76,6 +81,27 @@ class Question:
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases
         return [tuple(c) for c in maker(rng)]
+
+    @property
+    def rubric_parts(self) -> list:
+        """[(label, maximum, what earns it)] of a free-text rubric written "N points in all. 2: ... 2: ... 1: ..."
+        (or "A (5): ... C (5): ..."): one column each in free_text.csv, checked by mqa-grade-marks. One part, the
+        whole rubric, when it has no parts."""
+        import re
+
+        found = list(re.finditer(r"(?:^|(?<=\. ))(?:(?P<label>[A-Z]) \((?P<a>\d+)\)|(?P<b>\d+)): ", self.rubric))
+        parts = []
+        for n, m in enumerate(found):
+            end = found[n + 1].start() if n + 1 < len(found) else len(self.rubric)
+            text = self.rubric[m.end():end].strip()
+            parts.append((m.group("label") or "", int(m.group("a") or m.group("b")), text))
+        return parts or [("", self.points, self.rubric)]
+
+    @property
+    def fixed(self) -> bool:
+        """One fixed answer (Falcon-7B's bytes per token, a choice): a public check that confirmed it would give it
+        away, so its check looks at the form only, and it is graded later."""
+        return self.kind in ("value", "choice") and self.hidden_cases is None and self.cases(None, False) == [()]
 
 
 @dataclass
@@ -201,8 +227,9 @@ class Partition:
 
     is_text = False
 
-    def __init__(self, n_items: int, n_groups: int, note: str = ""):
-        self.n_items, self.n_groups, self._note = n_items, n_groups, note
+    def __init__(self, n_items: int, n_groups: int, note: str = "", measure: str | None = None):
+        # measure: "module:function" that scores a well-formed proposal (its loss, say), told to the student
+        self.n_items, self.n_groups, self._note, self.measure = n_items, n_groups, note, measure
 
     def problem(self, got) -> str | None:
         arr = as_array(got)
@@ -228,10 +255,71 @@ class Partition:
         return self.problem(got) or "not right"
 
     def note(self, got) -> str:
-        return self._note
+        if not self.measure or self.problem(got) is not None:
+            return self._note
+        module, name = self.measure.split(":")
+        fn = getattr(importlib.import_module(module), name)
+        groups = tuple(tuple(int(h) for h in g) for g in nest(*as_array(got)))
+        return f"{self._note}; your loss after conversion: {fn(groups):.4f} nats (lower is better)"
 
     def __repr__(self):
         return f"<a split of {self.n_items} heads into {self.n_groups} equal groups>"
+
+
+class FormOnly:
+    """The public check of a fixed graded answer: its form only (one of the choices, a number, a whole number, a
+    list of whole numbers, an ordering of 0 .. n-1). Whether it is right is graded later: a check that said so
+    would let a student find the answer by trying (every choice, every integer up to a few thousand, a decimal grid)."""
+
+    graded_later = True
+    NOTE = "recorded; it is graded later (a check here would give the answer away), and its hints come with your grade"
+
+    def __init__(self, form: str, choices=(), n: int | None = None):
+        self.form, self.choices, self.n = form, tuple(choices), n
+        self.is_text = form == "choice"
+
+    def problem(self, got) -> str | None:
+        if self.form == "choice":
+            ok = isinstance(got, str) and got.strip().lower() in self.choices
+            return None if ok else f"give one of {list(self.choices)}"
+        if self.form in ("number", "integer"):
+            num = _as_number(got)
+            if num is None or not math.isfinite(num):
+                return "give a number"
+            if self.form == "integer" and not float(num).is_integer():
+                return "give a whole number"
+            return None
+        arr = as_array(got)
+        if arr is None or len(arr[0]) != 1 or not all(float(x).is_integer() for x in arr[1]):
+            return "give a list of whole numbers"
+        if self.form == "ordering" and sorted(int(x) for x in arr[1]) != list(range(self.n)):
+            return f"give each of 0 .. {self.n - 1} once, in your order"
+        if len(set(arr[1])) != len(arr[1]):
+            return "give each number once"
+        return None
+
+    def matches(self, got) -> bool:
+        return self.problem(got) is None
+
+    def explain(self, got) -> str:
+        return self.problem(got) or ""
+
+    def note(self, got) -> str:
+        return self.NOTE
+
+    def __repr__(self):
+        return f"<a fixed answer: {self.form}, graded later>"
+
+    @classmethod
+    def of(cls, value, choices=()):
+        """The form of the answer ``value`` (the reference's)."""
+        if isinstance(value, str):
+            return cls("choice", choices)
+        arr = as_array(value)
+        if arr is not None:
+            ints = sorted(int(x) for x in arr[1])
+            return cls("ordering", n=len(ints)) if ints == list(range(len(ints))) else cls("int_list")
+        return cls("integer" if isinstance(value, Integral) else "number")
 
 
 def is_array_answer(expected) -> bool:
@@ -474,6 +562,12 @@ def _check(qid: str, answer) -> bool | None:
                      "written from scratch: at grading the course's implementation of the answers is not there, and "
                      "an answer that calls it scores 0.")
     all_ok = passed == len(results) and not used
+    later = getattr(q.reference(*q.cases(rng, hidden=False)[0]), "graded_later", False)
+    if later:  # a fixed answer: only its form is checked here
+        verdict = "recorded, graded later." if all_ok else "not in the form the question asks for."
+        print(f"{header}\n  {verdict}\n" + "\n".join(lines))
+        _PUBLIC_RESULTS[q.qid] = ("recorded" if all_ok else 0, q.points)
+        return None if all_ok else False
     if all_ok and q.after:  # a "your turn" task: nothing is graded
         verdict = f"all {passed} checks passed."
     elif all_ok and q.kind == "function":
@@ -500,7 +594,8 @@ def summary(prefix: str = "ex01") -> None:
     print(f"{ex.title}: public checks so far")
     for q in ex.questions:
         got, possible = _PUBLIC_RESULTS.get(q.qid, (None, q.points))
-        earned += got or 0
-        state = "not checked yet" if got is None else f"{got}/{possible}"
+        earned += got if isinstance(got, int) else 0
+        state = ("not checked yet" if got is None else f"recorded, graded later (/{possible})" if got == "recorded"
+                 else f"{got}/{possible}")
         print(f"  {q.qid:10} {q.title[:48]:48} {state}")
     print(f"  total on public checks: {earned}/{ex.total}. Your grade comes from hidden tests run by the grader.")

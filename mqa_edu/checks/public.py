@@ -4,8 +4,11 @@ Written by ``mqa-make-exercise`` from the exercise's private definition (mqa_edu
 ``mqa_edu/checks/public/<name>.json``; a test fails when the two drift apart. It holds the questions, hints and public
 cases. Expected values and known-mistake values appear only as salted SHA-256 digests of a canonical form (numbers on a
 grid fine enough for the question's tolerance), so a check can tell a right answer from a wrong one, and name the
-mistake, without the file saying what the answer is. A check is an oracle all the same: like any autograder with
-public feedback, it confirms a guess. The grade comes from hidden cases drawn fresh at grading.
+mistake, without the file saying what the answer is. That is safe only where the grade comes from other inputs: a
+function question's hidden cases are drawn at grading. A question with one fixed answer (a model's bytes per token, a
+choice) has no digest at all: its check looks at the form only (:class:`~mqa_edu.checks.core.FormOnly`) and says
+"recorded, graded later", since trying every choice, every integer up to a few thousand or a decimal grid against a
+digest recovers the answer in seconds. Its known-mistake hints come with the grade.
 
 One exception: a function whose answer is an array (exercise 3's pooled weights) has its public cases' expected arrays
 stored as they are, since a digest cannot allow for rounding in every entry. They give nothing away: the inputs are
@@ -19,7 +22,7 @@ import math
 import random
 from pathlib import Path
 
-from .core import Exercise, Mistake, Partition, Question, _as_number, as_array, matches, nest
+from .core import Exercise, FormOnly, Mistake, Partition, Question, _as_number, as_array, matches, nest
 
 PUBLIC_DIR = Path(__file__).resolve().parent / "public"
 
@@ -103,13 +106,16 @@ def to_public(exercise: Exercise, salt: str) -> dict:
         entry = {"qid": q.qid, "title": q.title, "points": q.points, "kind": q.kind, "answer_name": q.answer_name,
                  "rel_tol": q.rel_tol, "choices": list(q.choices), "hint": q.hint,
                  "mistakes": [{"name": m.name, "hint": m.hint} for m in q.mistakes], "cases": []}
-        if q.kind != "text":
+        if q.fixed:  # the form only, no digest: a check that confirmed a fixed answer would give it away
+            form = FormOnly.of(q.reference(), q.choices)
+            entry.update(mistakes=[], cases=[{"args": [], "text": form.is_text, "form": form.form, "n": form.n}])
+        elif q.kind != "text":
             for case in q.cases(random.Random(f"public-{q.qid}"), hidden=False):
                 expected = q.reference(*case)
                 if isinstance(expected, Partition):  # a proposal: the public check can only say it is well formed
                     form = expected.public() if hasattr(expected, "public") else expected
                     entry["cases"].append({"args": list(case), "text": False,
-                                           "partition": [form.n_items, form.n_groups, form.note(None)],
+                                           "partition": [form.n_items, form.n_groups, form._note, form.measure],
                                            "mistakes": {}})
                     continue
                 if as_array(expected) is not None and (q.kind == "function" or _int_array_form(expected) is None):
@@ -158,12 +164,14 @@ def load_public(name: str) -> Exercise:
     salt, questions = data["salt"], []
     for qd in data["questions"]:
         table = {_key(c["args"]): c for c in qd["cases"]}
-        qid, tol = qd["qid"], qd["rel_tol"]
+        qid, tol, choices = qd["qid"], qd["rel_tol"], tuple(qd["choices"])
 
-        def reference(*case, table=table, qid=qid, tol=tol):
+        def reference(*case, table=table, qid=qid, tol=tol, choices=choices):
             c = table[_key(case)]
             if "partition" in c:
                 return Partition(*c["partition"])
+            if "form" in c:
+                return FormOnly(c["form"], choices, c.get("n"))
             return c["expected"] if c.get("array") else Hashed(c["expected"], salt, qid, tol, c["text"], c.get("shape"))
 
         def mistake(name, table=table, qid=qid, tol=tol):

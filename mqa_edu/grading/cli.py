@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from ..checks.collect import fingerprint, resolve
 from ..checks.core import judge, matches
 from . import GRADER_VERSION, sandbox, worker
 
@@ -197,7 +198,7 @@ def _earlier_values(q, cases: dict, exercise, answers: dict):
     the whole question, where no credit may follow from them: the earlier answer is missing, raises, is a constant,
     or is right on every case drawn at random (a function that is wrong only at the fixed inputs later questions
     use, which anyone can read in the exercise, is wrong there on purpose, and earns nothing here)."""
-    if q.cascade is None:
+    if q.cascade is None or q.cascade.combine is None:
         return None
     dep = exercise.question(q.cascade.on)
     dep_cases = cases[dep.qid]["cases"]
@@ -208,7 +209,7 @@ def _earlier_values(q, cases: dict, exercise, answers: dict):
     if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) < 2 and len(results) > 1:
         return None  # a constant where the question needs a computation
     fixed = set(cases[dep.qid].get("fixed", ()))  # what later questions build on, and their decoys
-    if all(judge(dep, tuple(dep_cases[i]), values[i])[0] for i in range(len(dep_cases)) if i not in fixed):
+    if all(judge(dep, resolve(dep_cases[i]), values[i])[0] for i in range(len(dep_cases)) if i not in fixed):
         return None
     return [[values[i] for i in idx] for idx in cases[q.qid]["uses"]]
 
@@ -239,8 +240,9 @@ def _score_question(q, got, cases, status, exercise, answers):
         own = cases[q.qid]["cases"]
         earlier = _earlier_values(q, cases, exercise, answers) if q.cascade else None
         dep = exercise.question(q.cascade.on) if q.cascade else None
-        verdicts = [_judge_one(q, case, r, dep, earlier[i] if earlier else None,
-                               [cases[dep.qid]["cases"][j] for j in cases[q.qid]["uses"][i]] if earlier else None)
+        verdicts = [_judge_one(q, resolve(case), r, dep, earlier[i] if earlier else None,
+                               [resolve(cases[dep.qid]["cases"][j]) for j in cases[q.qid]["uses"][i]] if earlier
+                               else None)
                     for i, (case, r) in enumerate(zip(own, results))]
         passed, n = sum(ok for ok, _ in verdicts), len(own)
         if _constant_where_computed(q, own, results):
@@ -264,7 +266,7 @@ def _constant_where_computed(q, cases, results) -> bool:
     if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) > 1:
         return False
     try:
-        expected = {json.dumps(q.reference(*c), sort_keys=True, default=str) for c in cases}
+        expected = {json.dumps(q.reference(*resolve(c)), sort_keys=True, default=str) for c in cases}
     except Exception:
         return False
     return len(expected) > 1
@@ -291,6 +293,35 @@ def _judge_one(q, case, r, dep=None, values=None, probes=None):
         return False, f"the returned value could not be judged ({type(exc).__name__})"
 
 
+POOL = 4  # a function question's hidden cases are chosen from this many draws of its generator
+
+
+def reveals(q, mistake, case) -> bool:
+    """Whether ``case`` tells ``mistake`` from the right answer."""
+    try:
+        return not matches(mistake.fn(*case), q.reference(*case), q.rel_tol)
+    except Exception:  # a mistake model that does not apply to this case
+        return False
+
+
+def designed_cases(q, rng) -> list:
+    """A question's hidden cases, designed rather than only drawn: from POOL draws of its generator (which already
+    mixes its edge cases in), first one case that reveals each known mistake, in the order the mistakes are listed,
+    then the rest in the order drawn, as many as one draw gives. So partial credit measures the work, not the luck
+    of the draw: every known mistake costs at least one hidden case."""
+    first = q.cases(rng, True)
+    if q.kind != "function" or not q.mistakes:
+        return first
+    pool = first + [c for _ in range(POOL - 1) for c in q.cases(rng, True)]
+    chosen = []
+    for m in q.mistakes:
+        hit = next((i for i, c in enumerate(pool) if i not in chosen and reveals(q, m, c)), None)
+        if hit is not None:
+            chosen.append(hit)
+    chosen += [i for i in range(len(pool)) if i not in chosen][:max(0, len(first) - len(chosen))]
+    return [pool[i] for i in sorted(chosen)]
+
+
 def make_cases(exercise, seed: int) -> dict:
     """Per question: the hidden cases, drawn from ``seed``. Every input that a later question builds on (its
     cascade's probes), and its decoys, is a hidden case of the earlier question too, called and judged there like any
@@ -298,7 +329,7 @@ def make_cases(exercise, seed: int) -> dict:
     question's cases it builds on, and ``fixed`` which of a question's cases are such fixed inputs (the rest are drawn
     at random). The kernel is told nothing but the inputs (see :func:`kernel_cases`)."""
     rng = random.Random(seed)
-    spec = {q.qid: {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in q.cases(rng, True)]}
+    spec = {q.qid: {"answer_name": q.answer_name, "kind": q.kind, "cases": [list(c) for c in designed_cases(q, rng)]}
             for q in exercise.questions}
 
     def index(dep, inputs):
@@ -313,10 +344,17 @@ def make_cases(exercise, seed: int) -> dict:
     for q in reversed(exercise.questions):  # later first: a question's cases are complete before its own probes
         if q.cascade is None:
             continue
-        dep = spec[exercise.question(q.cascade.on).qid]
+        earlier = exercise.question(q.cascade.on)
+        dep = spec[earlier.qid]
+        probes = [list(p) for case in spec[q.qid]["cases"] for p in q.cascade.probes(*case)]
         spec[q.qid]["uses"] = [[index(dep, p) for p in q.cascade.probes(*case)] for case in spec[q.qid]["cases"]]
-        for decoy in q.cascade.decoys():
+        decoys = [list(d) for d in q.cascade.decoys()]
+        for decoy in decoys:
             index(dep, decoy)
+        # the stand-in for a raising or missing earlier answer: the reference's values at these inputs only
+        inputs = {fingerprint(i): i for i in map(resolve, [*probes, *decoys, *q.cascade.stand_in()])}
+        spec[q.qid]["fallback"] = {"name": earlier.answer_name,
+                                   "table": [[k, earlier.reference(*i)] for k, i in sorted(inputs.items())]}
     for q in exercise.questions:  # shuffle each question's cases, and point the later questions' uses at the new places
         mine = spec[q.qid]
         mine.pop("_where", None)
@@ -335,12 +373,14 @@ def make_cases(exercise, seed: int) -> dict:
 
 
 def kernel_cases(spec: dict) -> dict:
-    """What the kernel is told: each answer's name, kind and inputs; nothing about how they are judged."""
-    return {qid: {"answer_name": v["answer_name"], "kind": v["kind"], "cases": v["cases"]} for qid, v in spec.items()}
+    """What the kernel is told: each answer's name, kind and inputs, and for a later answer the stand-in values of
+    the earlier one at the fixed inputs it builds on (used only if the student's earlier function raises there);
+    nothing about how they are judged."""
+    return {qid: {k: v[k] for k in ("answer_name", "kind", "cases", "fallback") if k in v} for qid, v in spec.items()}
 
 
-def grade_one(path: Path, exercise, args, seed: int, view: Path | None = None) -> dict:
-    cases = make_cases(exercise, seed)
+def grade_one(path: Path, exercise, args, cases: dict, view: Path | None = None) -> dict:
+    """One submission against the batch's hidden cases (:func:`make_cases`: the same for every submission)."""
     with tempfile.TemporaryDirectory(prefix="mqa-grade-", ignore_cleanup_errors=True) as tmp:
         tmp = Path(tmp)
         spec = {"notebook": str(path), "exercise": exercise.name, "cases_path": str(tmp / "cases.json"),
@@ -416,10 +456,18 @@ def write_csv(out: Path, exercise, entries, isolation: str):
 FREE_TEXT_COLUMNS = ["submission", "question", "max_points", "points", "comment", "answer", "rubric"]
 
 
+def part_columns(exercise) -> list[str]:
+    """One column per rubric part, as many as the exercise's longest rubric has: part_1, part_2, ..."""
+    most = max([len(q.rubric_parts) for q in exercise.questions if q.kind == "text"], default=0)
+    return [f"part_{i}" for i in range(1, most + 1)]
+
+
 def write_free_text(out: Path, exercise, ids):
     """free_text.csv: every free-text answer with its rubric, one row per submission and question, for the instructor
-    to fill in ``points`` (and ``comment``) and merge back with ``mqa-grade-marks``. Marks already merged are kept."""
+    to fill in a column per rubric part (``parts`` says what each is worth), or ``points`` alone, and ``comment``;
+    ``mqa-grade-marks`` merges them back. Marks already merged are kept."""
     texts = [q for q in exercise.questions if q.kind == "text"]
+    parts = part_columns(exercise)
     rows = []
     for sid in ids:
         r = load_result(out / "students" / f"{sid}.json")
@@ -428,9 +476,14 @@ def write_free_text(out: Path, exercise, ids):
         for q in texts:
             mark = (r.get("marks") or {}).get(q.qid, {})
             answer = (r.get("free_text") or {}).get(q.qid)
-            rows.append([sid, q.qid, q.points, mark.get("points", ""), mark.get("comment", ""),
-                         "" if answer is None else answer, q.rubric])
-    _write_table(out / "free_text.csv", FREE_TEXT_COLUMNS, rows)
+            given = list(mark.get("parts") or [])
+            shown = [given[i] if i < len(given) else "" for i in range(len(parts))]
+            guide = " | ".join(f"part_{i}{f' ({label})' if label else ''}, up to {most}: {text}"
+                               for i, (label, most, text) in enumerate(q.rubric_parts, 1))
+            rows.append([sid, q.qid, q.points, mark.get("points", ""), *shown, mark.get("comment", ""),
+                         "" if answer is None else answer, guide])
+    header = [*FREE_TEXT_COLUMNS[:4], *parts, *FREE_TEXT_COLUMNS[4:6], "rubric"]
+    _write_table(out / "free_text.csv", header, rows)
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as the start of a formula
@@ -457,6 +510,30 @@ def _write_table(path: Path, header, rows):
     os.replace(tmp, path)
 
 
+def batch_seed(out: Path, exercise, seed: int | None) -> int:
+    """The seed of this batch's hidden cases: ``seed`` if given, else the one this output folder's manifest recorded
+    for the same exercise (a term's re-runs meet the same cases), else a fresh one."""
+    if seed is not None:
+        return seed
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        if manifest.get("exercise") == exercise.name and isinstance(manifest.get("seed"), int):
+            return manifest["seed"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    return secrets.randbits(63)
+
+
+def write_manifest(out: Path, exercise, seed: int, isolation: str, subs):
+    """manifest.json: what this folder's grades were computed with (the exercise, the seed of its hidden cases, the
+    grader's version, the isolation) and, once the batch ends, every submitted file with its hash."""
+    data = {"exercise": exercise.name, "seed": seed, "grader_version": GRADER_VERSION, "isolation": isolation,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "python": sys.version.split()[0]}
+    if subs is not None:
+        data["submissions"] = [{"submission": s.sid, "file": _printable(s.label), "sha256": s.digest} for s in subs]
+    _atomic_write(out / "manifest.json", json.dumps(data, indent=1))
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -477,7 +554,10 @@ def main(argv=None):
     ap.add_argument("--timeout", type=int, default=300, help="seconds per submission in all")
     ap.add_argument("--memory-mb", type=int, default=4096, help="address-space limit of the notebook's kernel")
     ap.add_argument("--output-limit-kb", type=int, default=2048, help="notebook output kept per submission")
-    ap.add_argument("--seed", type=int, default=None, help="replay the hidden cases of an earlier run")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="the hidden cases of this batch: every submission meets the same ones (default: the seed in "
+                         "OUT/manifest.json, so re-runs into the same folder meet the same cases all term; else a "
+                         "fresh one). Results graded with another seed are graded again")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--follow-links", action="store_true",
                     help="grade a link in the submissions folder as the file it leads to (default: a row that names "
@@ -502,12 +582,15 @@ def main(argv=None):
     subs = submission_ids(discover(args.submissions, args.follow_links))
     out = args.out
     (out / "students").mkdir(parents=True, exist_ok=True)
+    seed = batch_seed(out, exercise, args.seed)
+    write_manifest(out, exercise, seed, isolation, subs=None)  # first: an interrupted run keeps its seed
     todo = []
     for sub in subs:
         sub.digest = None if sub.problem else _digest(sub.path)
         prev = load_result(out / "students" / f"{sub.sid}.json")
         if prev is not None and not args.force and prev.get("sha256") == (sub.digest or f"not-graded:{sub.problem}") \
-                and prev.get("grader_version") == GRADER_VERSION and prev.get("isolation") == isolation:
+                and prev.get("grader_version") == GRADER_VERSION and prev.get("isolation") == isolation \
+                and prev.get("seed") == seed:
             sub.digest = prev["sha256"]
             continue
         todo.append(sub)
@@ -521,13 +604,14 @@ def main(argv=None):
     view_dir = None if args.no_sandbox else Path(tempfile.mkdtemp(prefix="mqa-view-"))
     view = sandbox.public_view(view_dir, exercise.forbidden_paths) if view_dir else None
 
+    cases = make_cases(exercise, seed)  # once for the batch: the same hidden cases for every submission
+
     def work(sub):
-        seed = args.seed if args.seed is not None else secrets.randbits(63)
         t0 = time.perf_counter()
         if sub.problem:
             result, sub.digest = not_graded(sub, exercise), f"not-graded:{sub.problem}"
         else:
-            result = grade_one(sub.path, exercise, args, seed, view)
+            result = grade_one(sub.path, exercise, args, cases, view)
             if sub.note:
                 result["messages"].insert(0, sub.note)
         result.update(submission=sub.sid, exercise=exercise.name, file=_printable(sub.label), sha256=sub.digest,
@@ -561,6 +645,7 @@ def main(argv=None):
         if view_dir:
             shutil.rmtree(view_dir, ignore_errors=True)
     n = write_csv(out, exercise, [(s.sid, s.digest) for s in subs], isolation)
+    write_manifest(out, exercise, seed, isolation, subs)
     print(f"wrote {out / 'grades.csv'} ({n} rows) and {out / 'free_text.csv'} (answers to mark, with the rubric)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
     return 0
 

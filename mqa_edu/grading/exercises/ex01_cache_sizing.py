@@ -89,6 +89,15 @@ def _design_probes():
             for kv in (1, 2, 4, 8, 16, 32) for bpe in (2, 1)]
 
 
+def _design_from(sizes):
+    """(n_kv_heads, dtype) the design rule picks from a student's own kv_cache_bytes values at the design's probes:
+    how a wrong Q2 is counted once, in Q2."""
+    fits = {(kv, bpe) for (_, _, _, kv, _, _, _, bpe), size in zip(_design_probes(), sizes)
+            if size <= DESIGN["kv_budget"]}
+    kv = max((k for k, _ in fits), default=None)
+    return kv, None if kv is None else ("fp16" if (kv, 2) in fits else "fp8")
+
+
 def _design_options():
     d = DESIGN
     fits = []
@@ -208,15 +217,14 @@ QUESTIONS = [
                   Mistake("mqa", lambda: 1, "MQA fits, but a larger n_kv_heads also fits: keep as many KV heads as the "
                                             "budget allows.")],
         hint="Try each divisor of 32 with each dtype; keep the largest n_kv_heads whose cache fits.",
-        cascade=Cascade("ex01.q2", probes=lambda: _design_probes(),
-                        combine=lambda case, v: max([kv for (_, _, _, kv, *_), size in zip(_design_probes(), v)
-                                                     if size <= DESIGN["kv_budget"]], default=None))),
+        cascade=Cascade("ex01.q2", probes=lambda: _design_probes(), combine=lambda case, v: _design_from(v)[0])),
     Question(
         "ex01.q7b", "design: cache dtype", 5, "choice", "design_cache_dtype",
         reference=lambda: _design_options()[1], choices=("fp16", "fp8"),
         mistakes=[Mistake("fp16", lambda: "fp16", "fp16 fits only with fewer KV heads; with the n_kv_heads you chose "
                                                   "in 7a, fp8 is what fits.")],
-        hint="Which dtype lets the n_kv_heads of question 7a fit?"),
+        hint="Which dtype lets the n_kv_heads of question 7a fit?",
+        cascade=Cascade("ex01.q2", probes=lambda: _design_probes(), combine=lambda case, v: _design_from(v)[1])),
     Question("ex01.q7c", "design: justification (marked by your instructor)", 5, "text", "design_justification",
              rubric="5 points in all. 2: the bytes per KV head at this size (8 GiB in fp16, 4 GiB in fp8) and why fp16 "
                     "allows 2 KV heads and fp8 allows 4. 2: the trade-off named: fewer KV heads cost quality (Ainslie "

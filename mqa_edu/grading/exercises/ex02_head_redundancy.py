@@ -3,7 +3,8 @@ PRIVATE: the grader loads it; check cells use the public form written from it (s
 
 Q1 and Q2 (the measures) are written here in NumPy, not imported from mqa_edu.redundancy; tests check they agree.
 Q3-Q5 are about the shipped 8-head text model, on the data of :mod:`mqa_edu.exercise_data` (the student's notebook
-builds the same arrays). Q5 accepts any grouping: the grader converts layer 0 with it and scores the loss.
+builds the same arrays). Q5 accepts any grouping: the grader converts layer 0 with it and ranks the loss among all
+105 ways to pair the heads.
 """
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ...checks.core import Exercise, Mistake, Partition, Question
+from ...checks.core import Cascade, Exercise, Mistake, Partition, Question
 
-LAYER, N_GROUPS, N_RANDOM = 0, 4, 30  # Q3-Q5 look at layer 0; Q5 converts it to 4 K/V heads
+LAYER, N_GROUPS = 0, 4  # Q3-Q5 look at layer 0; Q5 converts it to 4 K/V heads
 
 
 # ---------------------------------------------------------------------------------------------- Q1: JS divergence
@@ -194,75 +195,97 @@ def _pair(layer=LAYER, pick=min):
 PAIRS = tuple(f"{i},{j}" for i in range(8) for j in range(i + 1, 8))
 
 
+_PAIR_INDICES = tuple((i, j) for i in range(8) for j in range(i + 1, 8))
+MAPS = "mqa_edu.exercise_data:head_maps"
+
+
+def _named_pair(layer, i, j):
+    from ...checks.collect import named
+
+    return named(MAPS, "log_weights", layer, i), named(MAPS, "log_weights", layer, j), named(MAPS, "mask")
+
+
+def _smallest_pair(values):
+    """Q3's answer given js values for :data:`_PAIR_INDICES`, in order (a student's own, for the cascade)."""
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in values):
+        return None
+    i, j = min(zip(_PAIR_INDICES, values), key=lambda p: p[1])[0]
+    return f"{i},{j}"
+
+
+def _pair_inputs():
+    """Every js_divergence call Q3 makes (either order, either layer): where a student's Q1 raises, the grader's
+    values stand in at these, so Q3 is judged on its own step."""
+    m = _maps()
+    return [(m["log_weights"][layer, i], m["log_weights"][layer, j], m["mask"])
+            for layer in (0, 1) for i in range(8) for j in range(8) if i != j]
+
+
 def _ranking(layer=LAYER, descending=True):
     imp = _maps()["importance"][layer]
     order = np.argsort(-imp if descending else imp, kind="stable")
     return [int(h) for h in order]
 
 
-@lru_cache(maxsize=None)
 def _converted_loss(groups: tuple) -> float:
-    """Validation loss after converting layer 0 to GQA with these groups (mean pooling), the other layer as is."""
-    import torch
+    from ...exercise_data import converted_loss
 
-    from ...convert import permute_heads, pooled_kv_layers
-    from ...exercise_data import _model, eval_batches
-    from ...train import loss_on
-
-    model = _model()
-    order = [h for g in groups for h in g]
-    perms = [list(range(model.cfg.n_heads)) for _ in range(model.cfg.n_layers)]
-    perms[LAYER] = order
-    model = permute_heads(model, perms)  # exact: the same function with the heads re-ordered
-    with torch.no_grad(), pooled_kv_layers(model, [LAYER], n_kv_heads=len(groups)):
-        return sum(loss_on(model, x, y).item() for x, y in eval_batches()) / len(eval_batches())
+    return converted_loss(tuple(groups), LAYER)
 
 
 @lru_cache(maxsize=1)
-def _random_losses() -> list:
-    rng, size, out = random.Random(2024), 8 // N_GROUPS, []
-    for _ in range(N_RANDOM):
-        heads = list(range(8))
-        rng.shuffle(heads)
-        out.append(_converted_loss(tuple(tuple(sorted(heads[i * size:(i + 1) * size])) for i in range(N_GROUPS))))
-    return sorted(out)
+def _all_losses() -> list:
+    """The loss after converting layer 0 with each of the 105 ways to pair its 8 heads, sorted: every possible
+    answer to Q5, measured, so a proposal is ranked exactly (no random sample)."""
+    from ...exercise_data import equal_groupings
+
+    return sorted(_converted_loss(g) for g in equal_groupings(8, N_GROUPS))
+
+
+TOP = (0.5, 0.25, 0.1)  # Q5's quality cases: a proposal ranked in the top half, quarter and tenth of all pairings
 
 
 class _GroupingScore(Partition):
-    """Q5, graded: case "form" passes any well-formed split; case "loss" passes a split whose converted model is no
-    worse than the median of 30 random splits (the loss is computed here, in the grader's process)."""
+    """Q5, graded: case ("form",) passes any well-formed split; case ("top", share) passes a split whose converted
+    model is beaten by fewer than that share of all 105 pairings (the losses are computed here, in the grader's
+    process). Four cases of 5 points: the contiguous example the check prints ranks 43rd of 105 and earns 10."""
 
-    def __init__(self, part):
+    def __init__(self, part, share=None):
         super().__init__(8, N_GROUPS, note="a well-formed split; its loss after conversion is measured at grading")
-        self.part = part
+        self.part, self.share = part, share
 
     def _loss(self, got):
         return _converted_loss(tuple(tuple(sorted(int(h) for h in g)) for g in got))
 
+    def _better(self, got) -> int:
+        loss = self._loss(got)
+        return sum(x < loss - 1e-12 for x in _all_losses())
+
     def matches(self, got) -> bool:
         if self.problem(got) is not None:
             return False
-        return self.part == "form" or self._loss(got) <= float(np.median(_random_losses()))
+        return self.part == "form" or self._better(got) < self.share * len(_all_losses())
+
+    def _standing(self, got) -> str:
+        n = len(_all_losses())
+        return (f"converted with your groups, the model's loss is {self._loss(got):.4f}; {self._better(got)} of the "
+                f"{n} ways to pair the heads do better (best {_all_losses()[0]:.4f}, median "
+                f"{float(np.median(_all_losses())):.4f})")
 
     def explain(self, got) -> str:
         if self.problem(got) is not None:
             return self.problem(got)
-        rand = _random_losses()
-        beaten = sum(r >= self._loss(got) for r in rand)
-        return (f"converted with your groups, the model's loss is {self._loss(got):.4f}; it beats {beaten} of "
-                f"{len(rand)} random groupings (median {np.median(rand):.4f}, best {rand[0]:.4f}). Group heads that "
-                "are alike in what they would share: their keys and values.")
+        return (f"{self._standing(got)}: not in the top {self.share:.0%}. Group heads that are alike in what they "
+                "would share: their keys and values.")
 
     def note(self, got) -> str:
-        if self.part == "form":
-            return "well formed"
-        rand = _random_losses()
-        return (f"loss {self._loss(got):.4f} after conversion; beats {sum(r >= self._loss(got) for r in rand)} of "
-                f"{len(rand)} random groupings (median {np.median(rand):.4f})")
+        return "well formed" if self.part == "form" else f"{self._standing(got)}: in the top {self.share:.0%}"
 
     def public(self) -> Partition:
-        return Partition(8, N_GROUPS, note="well formed" if self.part == "form" else
-                         "how good it is (the loss after converting layer 0 with it) is measured at grading")
+        if self.part == "form":  # the check tells the student the loss their groups give, as the grader measures it
+            return Partition(8, N_GROUPS, note="well formed", measure="mqa_edu.exercise_data:converted_loss")
+        return Partition(8, N_GROUPS, note=f"ranked at grading among all 105 ways to pair the heads (in the top "
+                                           f"{self.share:.0%}: 5 points)")
 
 
 QUESTIONS = [
@@ -304,7 +327,12 @@ QUESTIONS = [
             Mistake("layer1", lambda: _pair(layer=1), "that is layer 1's pair; the question is about layer 0."),
         ],
         hint="Your js_divergence for every pair of heads of layer 0 (log_weights[0, i], log_weights[0, j], mask); "
-             "the smallest. Answer 'i,j' with i < j."),
+             "the smallest. Answer 'i,j' with i < j.",
+        # built on Q1: the student's js_divergence on layer 0's 28 pairs is collected as hidden cases of Q1 (given by
+        # name: the maps are too large to send), and Q3 is right when it is the smallest of those values; where the
+        # student's js_divergence raises, the reference's values stand in
+        cascade=Cascade("ex02.q1", probes=lambda: [_named_pair(0, i, j) for i, j in _PAIR_INDICES],
+                        combine=lambda case, v: _smallest_pair(v), stand_in=_pair_inputs)),
     Question(
         "ex02.q4", "rank layer 0's heads by ablation importance", 10, "value", "importance_ranking",
         reference=_ranking,
@@ -316,8 +344,8 @@ QUESTIONS = [
         hint="Sort the 8 heads of layer 0 by importance[0], largest first; return the head indices."),
     Question(
         "ex02.q5", "propose K/V groups for layer 0 (GQA-4)", 20, "value", "kv_groups",
-        reference=lambda part="loss": _GroupingScore(part),
-        public_cases=lambda rng: [("form",), ("loss",)],
+        reference=lambda part="form", share=None: _GroupingScore(part, share),
+        public_cases=lambda rng: [("form",), *[("top", share) for share in TOP]],
         hint="Four groups of two heads, as a list of lists; put together heads whose keys and values are alike."),
     Question("ex02.q6", "alike maps, different values (marked by your instructor)", 10, "text", "maps_vs_values",
              rubric="10 points in all. 4: two heads can attend to the same positions (similar maps, low JS) while "

@@ -314,7 +314,8 @@ QUESTIONS = [
                     "that compares seed 0 alone; use every seed, in standard errors."),
         ],
         hint="Collect the recall runs with comparison 'matched' and n_kv_heads 2 (a) and 1 (b); apply your Q4a.",
-        cascade=Cascade("ex03.q4a", probes=lambda: [_q4b_samples()], combine=lambda case, v: v[0])),
+        cascade=Cascade("ex03.q4a", probes=lambda: [_q4b_samples()], combine=lambda case, v: v[0],
+                        decoys=lambda: [tuple(reversed(_q4b_samples())), _q4b_samples("same")])),
     Question(
         "ex03.q5", "uptraining: steps to come within a gap", 15, "function", "steps_to_within",
         reference=_steps_to_gap, rel_tol=1e-6, public_cases=_steps_public, hidden_cases=_steps_hidden,

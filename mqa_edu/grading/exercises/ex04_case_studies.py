@@ -173,7 +173,9 @@ QUESTIONS = [
         reference=lambda: _design(_a_meets)[1], choices=("fp16", "fp8"),
         mistakes=[Mistake("other", lambda: "fp16" if _design(_a_meets)[1] == "fp8" else "fp8",
                           "with the number of K/V heads of 2a, that dtype misses a target (or a wider one meets it).")],
-        hint="Does your 2a design meet both targets in fp16?"),
+        hint="Does your 2a design meet both targets in fp16?",
+        cascade=Cascade("ex04.q1", probes=lambda: _a_probes(),
+                        combine=lambda case, v: {2: "fp16", 1: "fp8"}.get(_implied_a(v)[1]))),
     Question(
         "ex04.q2c", "A · long context: your design's decode floor, ms", 5, "value", "a_step_ms", subject="ms",
         reference=lambda: _a_step_of(*_design(_a_meets)), rel_tol=1e-3,
