@@ -150,6 +150,29 @@ def grade_batch(folder, exercise: str, notebooks: dict, *, cell_timeout: int, ca
     return {p.stem: json.loads(p.read_text()) for p in (out / "students").glob("*.json")}
 
 
+# ---------------------------------------------------------------- the fast lane: pytest -m "not slow"
+# A test is slow when it executes a notebook, opens a browser, grades a batch or runs a study: it uses one of these
+# fixtures, or its body makes one of these calls. Marked here, in one place, so a new test of that kind joins the slow
+# lane by itself. The README's test command runs both lanes (what CI runs).
+SLOW_FIXTURES = {"graded", "batch", "student_release", "decks", "lab"}
+SLOW_CALLS = ("grade_main(", "grade_batch(", "subprocess.", "NotebookClient(", "execute(", "head_maps()",
+              "_all_losses()", "converted_loss(")
+
+
+def pytest_collection_modifyitems(items):
+    import inspect
+
+    for item in items:
+        fn = getattr(item, "function", None)
+        try:
+            body = inspect.getsource(fn) if fn is not None else ""
+        except (OSError, TypeError):
+            body = ""
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.endswith("test_browser")
+                or any(call in body for call in SLOW_CALLS)):
+            item.add_marker(pytest.mark.slow)
+
+
 # where the browser tests (tests/test_browser.py) save a screenshot per notebook and of the decks
 SHOTS = Path(os.environ.get("MQA_EDU_SCREENSHOTS", Path(__file__).resolve().parents[1] / "screenshots"))
 _STARTED = time.time()
