@@ -29,11 +29,8 @@ from pathlib import Path
 from ..checks.collect import fingerprint, resolve
 from ..checks.core import judge, matches
 from . import GRADER_VERSION, sandbox, worker
+from .registry import EXERCISES  # derived: the modules in grading/exercises/
 
-EXERCISES = {"ex01_cache_sizing": "mqa_edu.grading.exercises.ex01_cache_sizing",  # private definitions
-             "ex02_head_redundancy": "mqa_edu.grading.exercises.ex02_head_redundancy",
-             "ex03_quality_tradeoff": "mqa_edu.grading.exercises.ex03_quality_tradeoff",
-             "ex04_case_studies": "mqa_edu.grading.exercises.ex04_case_studies"}
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -69,7 +69,7 @@ def render_public(name: str) -> str:
 def sync_public(check: bool) -> list[str]:
     """Write each exercise's public file, or (check) list those that are out of date."""
     from ..checks.public import PUBLIC_DIR
-    from .cli import EXERCISES
+    from .registry import EXERCISES
 
     return [str(p) for name in sorted(EXERCISES)
             if not _sync(p := PUBLIC_DIR / f"{name}.json", render_public(name), check)]

@@ -22,9 +22,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .registry import EXERCISES, exercise_tests
+
 REPO = Path(__file__).resolve().parents[2]
-PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py", "tests/test_grader_holes.py",
-           "tests/test_exercises.py", "tests/test_ex02.py", "tests/test_ex03.py", "tests/test_ex04.py",
+
+PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py",
+           "tests/test_grader_holes.py", "tests/test_exercises.py", *sorted(map(exercise_tests, EXERCISES)),
            "benchmarks/grader_bench.py")
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
               "build", "dist"}
@@ -97,8 +100,6 @@ def fixed_answers() -> list:
     """(question id, subject, answer) for every graded question with one fixed answer and a subject (the name that
     gives the answer away when it stands next to it), from the private definitions."""
     import importlib
-
-    from .cli import EXERCISES
 
     found = []
     for module in EXERCISES.values():
