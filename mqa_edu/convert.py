@@ -5,6 +5,9 @@ transformers is imported only inside the Hugging Face functions: it is a test/be
 """
 from __future__ import annotations
 
+import itertools
+import math
+
 import torch
 
 from .heads import HeadConfig, divisors
@@ -202,13 +205,50 @@ def _pool_heads(w, n_groups: int, head_dim: int, pooling: str = "mean"):
     return pooled.reshape(n_groups * head_dim, *w.shape[1:])
 
 
-def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
+def n_groupings(n_heads: int, n_kv_heads: int) -> int:
+    """How many ways there are to split n_heads heads into n_kv_heads unordered groups of equal size."""
+    g = n_heads // n_kv_heads
+    return math.factorial(n_heads) // (math.factorial(g) ** n_kv_heads * math.factorial(n_kv_heads))
+
+
+def equal_groupings(n_heads: int, n_kv_heads: int) -> list:
+    """Every way to split heads 0 .. n_heads - 1 into n_kv_heads groups of equal size, each once (groups sorted, and
+    ordered by their first head): 35 ways to halve 8 heads, 105 ways to pair them."""
+    size = n_heads // n_kv_heads
+
+    def split(items):
+        if not items:
+            yield ()
+            return
+        first, rest = items[0], items[1:]
+        for partners in itertools.combinations(rest, size - 1):
+            left = tuple(i for i in rest if i not in partners)
+            for others in split(left):
+                yield ((first, *partners), *others)
+
+    return list(split(tuple(range(n_heads))))
+
+
+EXHAUSTIVE_LIMIT = 10_000  # groupings: up to this many, similarity_groups tries every one
+
+
+class Grouping(list):
+    """A list of groups of heads that also says how it was found (``method``: "exhaustive" or "greedy+swaps")."""
+
+    def __init__(self, groups, method: str):
+        super().__init__(groups)
+        self.method = method
+
+
+def similarity_groups(similarity, n_kv_heads: int) -> Grouping:
     """Equal-size groups of heads that are alike: n_kv_heads groups of group_size heads maximising the summed
     within-group ``similarity`` (n_heads, n_heads; larger = more alike, e.g. CKA of the heads' keys).
 
-    Greedy seeding (the most similar unassigned pair starts a group, which grows by the head closest to it on
-    average), then single swaps between groups while any swap raises the total. Small enough to be exact in
-    practice for 8 heads; the result is sorted so the same similarity always gives the same groups.
+    Where there are at most EXHAUSTIVE_LIMIT ways to group the heads (35 or 105 for 8 heads, 280 for 9 in 3 groups),
+    every one is tried, and the result is the optimum (``.method == "exhaustive"``). Beyond that (16 heads in 4
+    groups: 2,627,625 ways), greedy seeding (the most similar unassigned pair starts a group, which grows by the head
+    closest to it on average), then single swaps between groups while any swap raises the total: fast, not always
+    optimal (``.method == "greedy+swaps"``). The result is sorted, so the same similarity always gives the same groups.
     """
     s = torch.as_tensor(similarity, dtype=torch.float64)
     if s.dim() != 2 or s.shape[0] != s.shape[1]:
@@ -217,6 +257,15 @@ def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
     check_divisor(n, n_kv_heads)
     g = n // n_kv_heads
     s = 0.5 * (s + s.T)
+    if n_groupings(n, n_kv_heads) <= EXHAUSTIVE_LIMIT:
+        pairs = s.triu(1)  # each pair once
+
+        def total(groups):
+            return sum(float(pairs[list(grp)][:, list(grp)].sum()) for grp in groups)
+
+        best = max(equal_groupings(n, n_kv_heads), key=lambda groups: (round(total(groups), 12), [-h for grp in groups
+                                                                                                   for h in grp]))
+        return Grouping(sorted(sorted(grp) for grp in best), "exhaustive")
     free, groups = set(range(n)), []
     for _ in range(n_kv_heads):
         if g == 1:
@@ -250,7 +299,7 @@ def similarity_groups(similarity, n_kv_heads: int) -> list[list[int]]:
                     break
             if improved:
                 break
-    return sorted(sorted(grp) for grp in groups)
+    return Grouping(sorted(sorted(grp) for grp in groups), "greedy+swaps")
 
 
 class pooled_kv_layers:

@@ -85,27 +85,6 @@ def head_maps() -> dict:
     return maps
 
 
-def equal_groupings(n_items: int, n_groups: int):
-    """Every way to split heads 0 .. n_items - 1 into n_groups groups of equal size, each once (groups sorted, and
-    the groups ordered by their first head): 105 ways to pair 8 heads."""
-    size = n_items // n_groups
-
-    def split(items):
-        if not items:
-            yield ()
-            return
-        first, rest = items[0], items[1:]
-        from itertools import combinations
-
-        for partners in combinations(rest, size - 1):
-            group = (first, *partners)
-            left = tuple(i for i in rest if i not in partners)
-            for others in split(left):
-                yield (group, *others)
-
-    return list(split(tuple(range(n_items))))
-
-
 @lru_cache(maxsize=None)
 def converted_loss(groups: tuple, layer: int = 0) -> float:
     """Validation loss (nats, on :func:`eval_batches`) of the shipped model after converting ``layer`` to GQA with

@@ -59,7 +59,7 @@ def test_model_answers_agree_with_the_course_measures():
 def test_a_grouping_is_ranked_among_all_pairings_of_the_heads():
     """Q5 is scored by the rank of its loss among all 105 ways to pair the heads (exhaustive, no random sample): the
     contiguous example the check prints earns 10 of 20, the solution's similarity grouping 20."""
-    from mqa_edu.exercise_data import equal_groupings
+    from mqa_edu.convert import equal_groupings
     q = EXERCISE.question("q5")
     assert len(equal_groupings(8, 4)) == 105 and len(set(equal_groupings(8, 4))) == 105
     assert len(equal_groupings(8, 2)) == 35  # the issue's count for 2 groups
@@ -103,7 +103,7 @@ def test_public_form_stores_the_model_answers_as_digests():
 
 def bad_grouping():
     """A well-formed grouping outside the top half of all 105 pairings."""
-    from mqa_edu.exercise_data import equal_groupings
+    from mqa_edu.convert import equal_groupings
     return [list(g) for g in max(equal_groupings(8, 4), key=ex02._converted_loss)]
 
 

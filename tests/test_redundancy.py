@@ -192,3 +192,22 @@ def test_importance_scores():
     assert torch.allclose(norm.norm(dim=1), torch.ones(2, dtype=torch.float64))
     with raises_naming(ValueError, "batches is empty"):
         michel_importance(model, [])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_js_divergence_accepts_half_precision_maps(dtype):
+    """Maps from an fp16 model or autocast: their rows sum to 1 only up to the dtype's rounding (about 3e-4 in fp16,
+    2.5e-3 in bf16). They are cast to float64 and checked with a tolerance set by their dtype."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(2, 64, 64, generator=g, dtype=torch.float64)
+    mask = torch.tril(torch.ones(64, 64, dtype=torch.bool))
+    p64 = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)
+    q64 = torch.softmax((scores + 0.3 * torch.randn(2, 64, 64, generator=g, dtype=torch.float64))
+                        .masked_fill(~mask, float("-inf")), -1)
+    p, q = p64.to(dtype), q64.to(dtype)
+    off = (p.double().sum(-1) - 1).abs().max().item()
+    assert off > 1e-4  # the old fixed tolerance refused these maps
+    exact = js_divergence(p64, q64)
+    assert js_divergence(p, q) == pytest.approx(exact, abs=20 * torch.finfo(dtype).eps)
+    with pytest.raises(ValueError, match="must be a distribution"):  # a map that is no distribution is still refused
+        js_divergence(p * 1.1, q)

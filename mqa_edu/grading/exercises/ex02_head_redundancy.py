@@ -237,7 +237,7 @@ def _converted_loss(groups: tuple) -> float:
 def _all_losses() -> list:
     """The loss after converting layer 0 with each of the 105 ways to pair its 8 heads, sorted: every possible
     answer to Q5, measured, so a proposal is ranked exactly (no random sample)."""
-    from ...exercise_data import equal_groupings
+    from ...convert import equal_groupings
 
     return sorted(_converted_loss(g) for g in equal_groupings(8, N_GROUPS))
 
