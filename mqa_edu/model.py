@@ -158,3 +158,17 @@ class Transformer(nn.Module):
             w = self.lm_head.weight
             return (w @ x.reshape(rows, -1).T).T.reshape(*x.shape[:2], w.shape[0])
         return self.lm_head(x)
+
+
+def next_step_mask(cache, attention_mask=None):
+    """The mask the next call of a model with ``cache`` builds for its new tokens, computed without touching the
+    cache: (batch, 1, t, length + t), True where a query may read a slot. ``attention_mask`` (batch, t): the new
+    tokens (default: one real token per row, a decode step). The new tokens' own slots are written before attention
+    runs, so a decode step's query reads its own slot too (j <= i). Notebook 05 draws it; a test checks it against
+    the mask the model really builds."""
+    b = cache.batch
+    new = (torch.ones(b, 1, dtype=torch.bool, device=cache.device) if attention_mask is None
+           else attention_mask.to(device=cache.device, dtype=torch.bool))
+    start, t = cache.length, new.shape[1]
+    key_mask = torch.cat([cache.key_mask[:, :start], new], dim=1)
+    return make_mask(t, start + t, q_start=start, attention_mask=key_mask, device=cache.device)

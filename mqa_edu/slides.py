@@ -127,7 +127,7 @@ def lecture_notebooks() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mqa_edu.slides", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mqa_edu.slides", description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render")
     ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-05)")
     ap.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks and their assets")

@@ -230,3 +230,28 @@ def test_model_and_cache_create_no_tensor_off_their_device(n_heads, n_kv_heads):
             uncached = model(tokens, am)
     assert out.device.type == "cpu" and uncached.device.type == "cpu"
     torch.testing.assert_close(out, expected, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_next_step_mask_is_the_mask_the_model_builds(monkeypatch, padded):
+    """Notebook 05 draws model.next_step_mask: it must be exactly what the model uses at the next decode step,
+    the new token's own slot included (the figure used to leave it out)."""
+    from mqa_edu import model as model_module
+    from mqa_edu.model import next_step_mask
+    model = make_model(8, 2)
+    tokens, am = left_pad(PROMPTS) if padded else (torch.randint(0, 53, (4, 6)), torch.ones(4, 6, dtype=torch.bool))
+    cache = KVCache.for_model(model.cfg, 4, max_len=16, dtype=torch.float64)
+    with torch.no_grad():
+        model(tokens, am, cache=cache)
+    drawn = next_step_mask(cache)
+    assert cache.length == tokens.shape[1]  # drawing it moved nothing
+    assert drawn[:, 0, 0, cache.length].all()  # the new token reads its own slot
+    built = []
+    real = model_module.make_mask
+    monkeypatch.setattr(model_module, "make_mask", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    with torch.no_grad():
+        model(torch.randint(0, 53, (4, 1)), cache=cache)
+    if padded:
+        assert len(built) == 1 and torch.equal(built[0], drawn)
+    else:  # no padding: the model needs no mask at all, as every slot is visible
+        assert built == [] and drawn.all()

@@ -167,3 +167,11 @@ def test_slides_render_one_section_per_slide(path):
     html, _ = SlidesExporter().from_notebook_node(nbformat.read(path, as_version=4))
     n_slides = sum(c.metadata["slideshow"]["slide_type"] == "slide" for c in nbformat.read(path, as_version=4).cells)
     assert html.count("<section") >= n_slides > 1
+
+
+def test_the_start_notebook_maps_every_lecture():
+    """Notebook 00's map of the course names every lecture notebook (it used to stop at 07)."""
+    text = (ROOT / "notebooks" / "00_start_here.ipynb").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if nb.stem != "00_start_here":
+            assert f"| `{nb.stem}` |" in text.replace('"', "").replace("\\n", "\n"), nb.stem

@@ -147,3 +147,17 @@ def test_predictions_are_recorded_and_revealed(capsys):
     assert reveal("t.three", "b") is None and "(b) grows" in capsys.readouterr().out
     predict("t.four", "z", choices)
     assert "must be one of" in capsys.readouterr().out
+
+
+def test_no_check_says_only_that_an_answer_is_not_right():
+    """Every concept question gives a reason with a wrong answer it has no specific hint for (nb05.position answered
+    3 used to get an empty "is not right.")."""
+    from mqa_edu.checks import core
+    from mqa_edu.checks.concepts import NOTEBOOKS
+
+    for questions in NOTEBOOKS.values():
+        for q in questions:
+            if q.kind == "value":
+                assert q.hint, q.qid
+                ok, message = core.judge(q, (), -12345)
+                assert not ok and len(message.split("is not right.")[-1].strip()) > 20, (q.qid, message)

@@ -48,7 +48,8 @@ NOTEBOOKS = {
                 "d": "nothing is added: the same number of query heads score the same keys."}),
         value("nb03.mapping", "n_heads=12, n_kv_heads=4: which KV head does query head 7 read?", 2,
               wrong={3: "that is 7 % 4, the tile (Tensor.repeat) order. The right order is 7 // group_size.",
-                     1: "group_size is 12 // 4 = 3, so head 7 is in group 7 // 3."}),
+                     1: "group_size is 12 // 4 = 3, so head 7 is in group 7 // 3."},
+              hint='query head h reads KV head h // group_size, with group_size = n_heads // n_kv_heads.'),
         choice("nb03.head_dim", "head_dim is always d_model / n_heads: true or false?", "false", {
             "true": "Gemma-7B has 16 heads of 256 with d_model 3072: head_dim can be set explicitly."}),
     ],
@@ -59,7 +60,8 @@ NOTEBOOKS = {
         value("nb04.repeat_bytes", "bytes repeat_interleave writes for K: batch 4, n_kv_heads 4 -> n_heads 16, "
               "2048 tokens, head_dim 64, fp32", 4 * 16 * 2048 * 64 * 4,
               wrong={4 * 4 * 2048 * 64 * 4: "that is K itself; the copy has n_heads heads.",
-                     2 * 4 * 16 * 2048 * 64 * 4: "only K was asked (V is the same again)."}),
+                     2 * 4 * 16 * 2048 * 64 * 4: "only K was asked (V is the same again)."},
+              hint='batch x n_heads (after the repeat) x tokens x head_dim x 4 bytes (fp32), for K alone.'),
     ],
     "nb05": [
         choice("nb05.training", "the KV cache is used in training: true or false?", "false", {
@@ -68,19 +70,23 @@ NOTEBOOKS = {
         value("nb05.position", "a row [pad, pad, 7, 8, 9] has generated 2 tokens: rotary position of its next token?",
               5, wrong={7: "that is the slot index; positions count real tokens only (padding excluded).",
                         4: "positions start at 0, and 3 + 2 = 5 real tokens come before the next one.",
-                        6: "off by one: the new token's position is the number of real tokens before it."}),
+                        6: "off by one: the new token's position is the number of real tokens before it."},
+              hint="a token's position counts the real tokens before it: the 3 in the row, plus the 2 generated."),
     ],
     "nb06": [
         value("nb06.mqa_factor", "converting Llama-3-8B (32 query heads, GQA-8) to MQA shrinks its KV cache by "
               "what factor?", 8,
               wrong={32: "'MQA makes the cache n_heads times smaller' holds against MHA; Llama-3-8B already has 8 "
-                         "KV heads, so 8 -> 1."}),
+                         "KV heads, so 8 -> 1."},
+              hint='the cache scales with n_kv_heads: the factor is the old n_kv_heads over the new one.'),
         value("nb06.llama2", "Llama-2-7B (32 layers, MHA, 32 heads, head_dim 128) KV bytes per token in fp16", 524288,
-              wrong={262144: "K and V: the factor 2.", 16384: "every one of the 32 layers has a cache."}),
+              wrong={262144: "K and V: the factor 2.", 16384: "every one of the 32 layers has a cache."},
+              hint='2 (K and V) x layers x n_kv_heads x head_dim x 2 bytes.'),
     ],
     "nb07": [
         value("nb07.intensity", "arithmetic intensity (FLOP/byte) of decode attention, fp16, group_size 8", 8,
-              wrong={16: "divide by the 2 bytes of an fp16 number.", 4: "2 x group_size / bytes_per_element."}),
+              wrong={16: "divide by the 2 bytes of an fp16 number.", 4: "2 x group_size / bytes_per_element."},
+              hint="per K/V element read (2 bytes in fp16), each of the group's query heads does 2 FLOP."),
         choice("nb07.bound", "on an H100 (ridge ~295 FLOP/byte), MQA decode with group_size 71 in fp16 is...", "b", {
             "a": "71 FLOP/byte is far below the ridge point: memory-bound."}),
     ],
@@ -112,9 +118,11 @@ NOTEBOOKS = {
         value("nb10.bytes", "SmolLM2-135M (30 layers, 3 KV heads, head_dim 64): KV bytes per token in fp16", 23040,
               wrong={69120: "the cache holds the 3 K/V heads, not the 9 query heads.",
                      11520: "K and V: the factor 2.", 46080: "fp16 is 2 bytes per number, not 4.",
-                     768: "every one of the 30 layers has its own cache."}),
+                     768: "every one of the 30 layers has its own cache."},
+              hint='2 (K and V) x 30 layers x 3 KV heads x 64 x 2 bytes.'),
         value("nb10.factor", "pooling its 3 K/V heads into 1 in every layer shrinks the KV cache by what factor?", 3,
-              wrong={9: "against MHA it would be 9; the model already shares each K/V head among 3 query heads."}),
+              wrong={9: "against MHA it would be 9; the model already shares each K/V head among 3 query heads."},
+              hint='the cache scales with n_kv_heads: 3 K/V heads become 1.'),
     ],
 }
 

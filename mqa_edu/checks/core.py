@@ -401,7 +401,7 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
             and abs(num - expected) <= 0.05 * abs(expected):
         return False, (f"{call} = {_describe(got)} is close, but not within the tolerance ({q.rel_tol:.1g} relative): "
                        f"check your rounding, or carry more digits.")
-    return False, f"{call} = {_describe(got)} is not right. {q.hint}".rstrip()
+    return False, f"{call} = {_describe(got)} is not right. {q.hint or 'Check your working against the question.'}"
 
 
 # -------------------------------------------------------------------------------------------------- running answers
