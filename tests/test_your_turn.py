@@ -108,6 +108,9 @@ def test_a_planted_mistake_gets_its_hint(task, mistake, capsys):
     verdict = core.check(task.qid, mistake.fn)
     out = capsys.readouterr().out
     assert verdict.passed is False and mistake.hint in out, out
+    for line in out.splitlines():  # the hint leads: no wall of numbers before it
+        if mistake.hint in line:
+            assert line.index(mistake.hint) < 300, line[:400]
 
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda q: q.qid)

@@ -132,8 +132,26 @@ class Exercise:
 
 
 # -------------------------------------------------------------------------------------------------- judging
+SMALL = 8  # numbers: an array up to this size is shown with its values, a larger one by its shape
+
+
 def _describe(value) -> str:
-    text = " ".join(repr(value).split())  # an array's repr on one line
+    """A value in a short form: a small one as it is; a larger array (a tensor, a numpy array, nested lists) by its
+    type, shape and dtype, not its values, so that feedback leads with what matters."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (str, bytes)):
+        try:
+            dims = tuple(int(n) for n in shape)
+            if dims and math.prod(dims) > SMALL:
+                dtype = str(getattr(value, "dtype", "")).replace("torch.", "")
+                return f"{type(value).__name__}(shape={dims}{', ' + dtype if dtype else ''})"
+        except (TypeError, ValueError):
+            pass
+    elif isinstance(value, (list, tuple)) and value:
+        arr = as_array(value)
+        if arr is not None and len(arr[1]) > SMALL:
+            return f"{type(value).__name__} of shape {arr[0]}"
+    text = " ".join(repr(value).split())  # on one line
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -342,7 +360,9 @@ def matches(got, expected, rel_tol: float) -> bool:
 
 
 def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool, str]:
-    """(passed, message) for one case. ``error`` is what the student's code raised, if anything."""
+    """(passed, message) for one case. ``error`` is what the student's code raised, if anything. A failing message
+    leads with what to fix (the hint of the known mistake it matches, or the question's hint), then the call in a
+    short form: arrays by their shape and dtype, values only when small."""
     args = ", ".join(_describe(a) for a in case)
     call = f"{q.answer_name}({args})" if q.kind == "function" else q.answer_name
     if error is not None:
@@ -351,57 +371,58 @@ def judge(q: Question, case: tuple, got, error: str | None = None) -> tuple[bool
     textual = isinstance(expected, str) or getattr(expected, "is_text", False)
     if textual and isinstance(got, bool) and {"true", "false"} <= set(q.choices):
         got = "true" if got else "false"  # a Python True/False answers a true-or-false question
+    returned = f"{call} returned {_describe(got)}"
     if matches(got, expected, q.rel_tol):
         note = getattr(expected, "note", None)  # e.g. a proposal whose quality is measured only at grading
         return True, f"{call} = {_describe(got)}" + (f": {note(got)}" if note else "")
     explain = getattr(expected, "explain", None)  # an answer judged by a rule rather than compared with one value
     if explain is not None:
-        return False, f"{call} = {_describe(got)}: {explain(got)}"
+        return False, f"{explain(got)} ({returned})"
     if textual:
         if not isinstance(got, str) or got.strip().lower() not in q.choices:
-            return False, f"{call} should be one of {list(q.choices)}, got {_describe(got)}"
+            return False, f"give one of {list(q.choices)} ({returned})"
     elif is_array_answer(expected):
         arr, want = as_array(got), getattr(expected, "shape", None)
         want = tuple(int(n) for n in want) if want is not None else as_array(expected)[0]
         if arr is None:
-            return False, (f"{call} returned {type(got).__name__} {_describe(got)}; expected an array of shape "
-                           f"{want} (a numpy array or nested lists of numbers)")
+            return False, (f"expected an array of shape {want}, a numpy array or nested lists of numbers ({call} "
+                           f"returned {type(got).__name__} {_describe(got)})")
         if any(isinstance(x, float) and math.isnan(x) for x in arr[1]):
             for m in q.mistakes:  # a known mistake may explain the NaN (a softmax without its max subtracted)
                 try:
                     if matches(got, m.fn(*case), q.rel_tol):
-                        return False, f"{call} contains NaN: {m.hint}"
+                        return False, f"{m.hint} ({call} contains NaN)"
                 except Exception:
                     continue
-            return False, f"{call} returned an array with NaN entries"
+            return False, f"NaN entries: look for a 0/0 or an inf - inf ({call} returned an array with NaN entries)"
         if arr[0] != want:
             for m in q.mistakes:  # a known mistake may explain the shape too
                 try:
                     if matches(got, m.fn(*case), q.rel_tol):
-                        return False, f"{call} has shape {arr[0]}: {m.hint}"
+                        return False, f"{m.hint} ({call} has shape {arr[0]})"
                 except Exception:
                     continue
-            return False, f"{call} has shape {arr[0]}; expected shape {want}. {q.hint}".rstrip()
+            return False, f"expected shape {want}. {q.hint} ({call} has shape {arr[0]})".replace(".  (", ". (")
     else:
         num = _as_number(got)
         if num is None:
             kind = getattr(got, "type_name", type(got).__name__)
-            return False, f"{call} returned {kind} {_describe(got)}; expected a number"
+            return False, f"expected a number ({call} returned {kind} {_describe(got)})"
         if isinstance(num, float) and math.isnan(num):
-            return False, f"{call} returned NaN"
+            return False, f"a NaN is no answer: look for a 0/0 or an inf - inf ({call} returned NaN)"
     for m in q.mistakes:
         try:
             wrong = m.fn(*case)
         except Exception:  # a mistake model that does not apply to this case
             continue
         if matches(got, wrong, q.rel_tol):
-            return False, f"{call} = {_describe(got)}: {m.hint}"
+            return False, f"{m.hint} ({returned})"
     num = None if is_array_answer(expected) else _as_number(got)
     if q.rel_tol and num is not None and math.isfinite(num) and isinstance(expected, Real) \
             and abs(num - expected) <= 0.05 * abs(expected):
-        return False, (f"{call} = {_describe(got)} is close, but not within the tolerance ({q.rel_tol:.1g} relative): "
-                       f"check your rounding, or carry more digits.")
-    return False, f"{call} = {_describe(got)} is not right. {q.hint or 'Check your working against the question.'}"
+        return False, (f"close, but not within the tolerance ({q.rel_tol:.1g} relative): check your rounding, or carry "
+                       f"more digits ({returned})")
+    return False, f"not right. {q.hint or 'Check your working against the question.'} ({returned})"
 
 
 # -------------------------------------------------------------------------------------------------- running answers
