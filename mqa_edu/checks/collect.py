@@ -120,9 +120,11 @@ def _stand_in(original, table: dict):
 
 def _question(fn, q: dict, call_timeout: float, namespace=None) -> dict:
     """Every hidden case of one question: {"results": [{value, error}, ...]} or {"not_answered": True}."""
-    fallback = q.get("fallback")
-    if fallback and namespace is not None:  # only in this question's forked child: later questions never see it
-        namespace[fallback["name"]] = _stand_in(namespace.get(fallback["name"]), dict(fallback["table"]))
+    fallback = q.get("fallback") if namespace is not None else None
+    if fallback:  # for this question only: undone below (in a forked child it would die with the child anyway)
+        name, missing = fallback["name"], object()
+        original = namespace.get(name, missing)
+        namespace[name] = _stand_in(None if original is missing else original, dict(fallback["table"]))
     shell = Question(q["qid"], "", 0, q["kind"], q["answer_name"])
     results = []
     try:
@@ -131,6 +133,12 @@ def _question(fn, q: dict, call_timeout: float, namespace=None) -> dict:
             results.append({"value": value, "error": error})
     except NotAnswered:
         return {"not_answered": True}
+    finally:
+        if fallback:
+            if original is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = original
     return {"results": results}
 
 

@@ -189,6 +189,11 @@ def _results(got, n: int):
     return results
 
 
+def _one_value(results) -> bool:
+    """Whether an answer returned the same value for every one of its (two or more) cases."""
+    return len(results) > 1 and len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) == 1
+
+
 def _earlier_values(q, cases: dict, exercise, answers: dict):
     """For a question that builds on an earlier one: per case, the student's earlier values at the inputs it uses, as
     the grader collected them (they are hidden cases of the earlier question, judged there). None per case, or for
@@ -203,7 +208,7 @@ def _earlier_values(q, cases: dict, exercise, answers: dict):
     if results is None or any(r.get("error") is not None for r in results):
         return None
     values = [_value(r.get("value")) for r in results]
-    if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) < 2 and len(results) > 1:
+    if _one_value(results):
         return None  # a constant where the question needs a computation
     fixed = set(cases[dep.qid].get("fixed", ()))  # what later questions build on, and their decoys
     if all(judge(dep, resolve(dep_cases[i]), values[i])[0] for i in range(len(dep_cases)) if i not in fixed):
@@ -260,7 +265,7 @@ def _constant_where_computed(q, cases, results) -> bool:
         return False
     if any(r.get("error") is not None for r in results):
         return False
-    if len({json.dumps(r.get("value"), sort_keys=True, default=str) for r in results}) > 1:
+    if not _one_value(results):
         return False
     try:
         expected = {json.dumps(q.reference(*resolve(c)), sort_keys=True, default=str) for c in cases}
