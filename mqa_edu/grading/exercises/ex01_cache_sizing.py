@@ -208,7 +208,8 @@ QUESTIONS = [
                                                    for kv in (8, 32)],
                         combine=lambda case, v: v[0] - v[1],
                         decoys=lambda: [(32, kv, 128, 8192, 2, budget, weights) for kv in (8, 32) for budget, weights
-                                        in ((80 * GiB, LLAMA_3_8B["weights_bytes"]), (80 * GB, 0))])),
+                                        in ((80 * GiB, LLAMA_3_8B["weights_bytes"]),  # the budget read as GiB
+                                            (80 * GB, round(16.06 * GiB)))])),  # the weights read as GiB
     Question(
         "ex01.q7a", "design: how many KV heads", 10, "value", "design_n_kv_heads",
         reference=lambda: _design_options()[0],
