@@ -63,6 +63,9 @@ def from_hf_llama(hf) -> Transformer:
 # MHA -> GQA / MQA (notebook 09): pool each group's K/V heads into one (Ainslie et al. 2023, "GQA", section 2.1)
 # ---------------------------------------------------------------------------------------------------------------
 POOLING = ("mean", "first", "random")
+# the parameters that hold K/V heads (a layer's k_proj and v_proj, biases where a model has them): what conversion
+# pools and what K/V-only uptraining trains
+KV_PARAMS = ("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")
 
 
 def contiguous_groups(n_heads: int, n_kv_heads: int) -> list[list[int]]:
@@ -147,7 +150,7 @@ def repeat_kv_heads(model: Transformer) -> Transformer:
     new = _copy(model, n_kv_heads=c.n_heads)
     state = model.state_dict()
     for key in list(state):
-        if key.endswith(_KV_KEYS):
+        if key.endswith(KV_PARAMS):
             w = state[key].reshape(c.n_kv_heads, c.head_dim, *state[key].shape[1:])
             state[key] = w.repeat_interleave(c.n_heads // c.n_kv_heads, dim=0).reshape(c.n_heads * c.head_dim,
                                                                                         *state[key].shape[1:])
@@ -188,13 +191,12 @@ def to_grouped(model: Transformer, n_kv_heads: int, pooling: str = "mean", group
             torch.manual_seed(seed)
             fresh = _copy(model, n_kv_heads=n_kv_heads).state_dict()
     for key in list(state):
-        if key.endswith(_KV_KEYS):
+        if key.endswith(KV_PARAMS):
             state[key] = fresh[key] if fresh is not None else _pool_heads(state[key], n_kv_heads, c.head_dim, pooling)
     new.load_state_dict(state)
     return new
 
 
-_KV_KEYS = ("k_proj.weight", "v_proj.weight", "k_proj.bias", "v_proj.bias")
 
 
 def _pool_heads(w, n_groups: int, head_dim: int, pooling: str = "mean"):

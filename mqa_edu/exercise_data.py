@@ -1,7 +1,7 @@
 """Data the graded exercises work on, built the same way in the student's notebook and in the grader.
 
 Exercise 2 (head redundancy) looks inside the shipped 8-head text model (mqa_edu/results/text_mha_seed0, trained by
-``python -m mqa_edu.experiments tradeoff``) on four fixed 128-byte windows of *Persuasion*, a novel it never trained
+``python -m mqa_edu.studies tradeoff``) on four fixed 128-byte windows of *Persuasion*, a novel it never trained
 on. Everything is recomputed in float64 from the checkpoint, so the student's kernel and the grader's process get the
 same numbers.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 STARTS = (1000, 5000, 9000, 13000)  # byte offsets into persuasion.txt
 LENGTH = 128  # the model's max_seq_len
 CHECKPOINT = "text_mha_seed0.safetensors"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"  # the shipped results (experiments.RESULTS_DIR)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"  # the shipped results (studies.results.RESULTS_DIR: taught code does not import the studies)
 
 
 @lru_cache(maxsize=1)

@@ -92,7 +92,12 @@ def pairwise(items, measure) -> torch.Tensor:
 # Comparing the heads of a trained model (the per-head tensors come from mqa_edu.head_probes)
 # ---------------------------------------------------------------------------------------------------------------
 # notebooks and studies import these from here, as they always have
-from .head_probes import ablation_importance, head_gates, head_internals, michel_importance  # noqa: E402,F401
+from .head_probes import (  # noqa: E402,F401
+    ablation_importance,
+    head_gates,
+    head_internals,
+    michel_importance,
+)
 
 
 def head_similarity(internals: list[dict], what: str = "weights", measure: str = "js") -> torch.Tensor:

@@ -64,7 +64,7 @@ def assert_public_checks_name_mistakes(exercise, capsys):
     Answers are tabulated first: a check flags any answer that runs the course's own code while it is called."""
     import json
 
-    from mqa_edu.checks import core
+    from mqa_edu.checks import cell, judging, rules
     from mqa_edu.checks.public import load_public
 
     public = load_public(exercise.name)
@@ -76,27 +76,27 @@ def assert_public_checks_name_mistakes(exercise, capsys):
         def as_answer(fn, q=q, cases=cases):
             if q.kind != "function":
                 value = fn(*cases[0])
-                if isinstance(value, core.Partition):  # a proposal question: any well-formed split passes
+                if isinstance(value, rules.Partition):  # a proposal question: any well-formed split passes
                     value = value.example()
                 return lambda: value
             table = {json.dumps(c): fn(*c) for c in cases}
             return lambda *args: table[json.dumps(args)]
 
         if q.fixed:  # a fixed answer: the check records its form and says nothing of whether it is right
-            assert core.check(q.qid, as_answer(q.reference)).passed is None, q.qid
+            assert cell.check(q.qid, as_answer(q.reference)).passed is None, q.qid
             out = capsys.readouterr().out
             assert "recorded, graded later" in out and "correct" not in out, (q.qid, out)
             for m in q.mistakes:  # a known mistake of the same form is recorded alike: its hint comes with the grade
-                if core.FormOnly.of(q.reference(), q.choices).matches(m.fn()):
-                    core.check(q.qid, as_answer(m.fn))
+                if rules.FormOnly.of(q.reference(), q.choices).matches(m.fn()):
+                    cell.check(q.qid, as_answer(m.fn))
                     assert capsys.readouterr().out == out.replace(repr(q.reference()), repr(m.fn())), (q.qid, m.name)
             continue
-        assert core.check(q.qid, as_answer(q.reference)).passed is True, q.qid
+        assert cell.check(q.qid, as_answer(q.reference)).passed is True, q.qid
         capsys.readouterr()
         for m in q.mistakes:
-            if all(core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases):
+            if all(judging.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases):
                 continue  # no public case shows this mistake (the hidden ones do)
-            verdict = core.check(q.qid, as_answer(m.fn))
+            verdict = cell.check(q.qid, as_answer(m.fn))
             out = capsys.readouterr().out
             assert verdict.passed is False and m.hint in out, (q.qid, m.name, out)
 

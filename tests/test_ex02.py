@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mqa_edu.checks import core
+from mqa_edu.checks import cell, judging
 from mqa_edu.grading.exercises import ex02_head_redundancy as ex02
 from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
 
@@ -68,22 +68,22 @@ def test_a_grouping_is_ranked_among_all_pairings_of_the_heads():
         ex02._converted_loss(((1, 0), (3, 2), (5, 4), (7, 6))))  # order within and between groups does not matter
     cases = q.cases(None, False)
     assert cases == [("form",), ("top", 0.5), ("top", 0.25), ("top", 0.1)]
-    passed = [core.judge(q, c, contiguous)[0] for c in cases]
+    passed = [judging.judge(q, c, contiguous)[0] for c in cases]
     assert passed == [True, True, False, False]  # 10 of 20 for the printed example
     best = [list(g) for g in min(equal_groupings(8, 4), key=ex02._converted_loss)]
-    assert all(core.judge(q, c, best)[0] for c in cases)
-    ok, msg = core.judge(q, ("top", 0.1), contiguous)
+    assert all(judging.judge(q, c, best)[0] for c in cases)
+    ok, msg = judging.judge(q, ("top", 0.1), contiguous)
     assert not ok and "of the 105 ways to pair the heads do better" in msg
     for bad, words in (([[0, 1], [2, 3], [4, 5]], "exactly 4 groups"), ([[0, 1, 2, 3], [4, 5, 6, 7]], "exactly 4"),
                        ([[0, 0], [2, 3], [4, 5], [6, 7]], "exactly once"), ("0,1 2,3", "list of 4 lists"),
                        ([[0, 1], [2, 3], [4, 5], [6, 8]], "exactly once")):
-        ok, msg = core.judge(q, ("form",), bad)
+        ok, msg = judging.judge(q, ("form",), bad)
         assert not ok and words in msg, (bad, msg)
 
 
 def test_the_check_cell_tells_the_student_their_loss(capsys):
     from mqa_edu.exercise_data import converted_loss
-    core.check("ex02.q5", [[0, 1], [2, 3], [4, 5], [6, 7]])
+    cell.check("ex02.q5", [[0, 1], [2, 3], [4, 5], [6, 7]])
     out = capsys.readouterr().out
     assert f"your loss after conversion: {converted_loss(((0, 1), (2, 3), (4, 5), (6, 7))):.4f}" in out
     assert "ranked at grading among all 105" in out and "correct" not in out
@@ -122,7 +122,7 @@ def graded(tmp_path_factory):
                             "    from mqa_edu.redundancy import linear_cka as cka\n"
                             "    return cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))")
     # the routes the grader's old call tracer missed: a thread, a patched PACKAGE_DIR (issue 19)
-    course_code_thread = with_cell(sol, "def linear_cka(", "import threading, torch\nimport mqa_edu.checks.core as c\n"
+    course_code_thread = with_cell(sol, "def linear_cka(", "import threading, torch\nimport mqa_edu.checks.calling as c\n"
                                    "c.PACKAGE_DIR = c.PACKAGE_DIR / 'elsewhere'\nfound = {}\n"
                                    "def grab():\n    try:\n        from mqa_edu.redundancy import linear_cka as cka\n"
                                    "        found['cka'] = cka\n    except Exception as e:\n        found['error'] = e\n"

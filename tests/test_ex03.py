@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mqa_edu.checks import core
+from mqa_edu.checks import judging
 from mqa_edu.grading.exercises.ex03_quality_tradeoff import EXERCISE, _study
 from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
 
@@ -87,18 +87,18 @@ def test_array_answers_are_judged_entry_by_entry(capsys):
     q = EXERCISE.question("q1")
     w = np.random.default_rng(0).normal(size=(12, 3))  # 4 heads of head_dim 3
     right = q.reference(w.tolist(), 4, 2)
-    assert core.judge(q, (w.tolist(), 4, 2), right.tolist())[0]
-    assert core.judge(q, (w.tolist(), 4, 2), torch.tensor(right))[0]
-    assert not core.judge(q, (w.tolist(), 4, 2), right + 1e-3)[0]
-    ok, msg = core.judge(q, (w.tolist(), 4, 2), right.reshape(-1))
+    assert judging.judge(q, (w.tolist(), 4, 2), right.tolist())[0]
+    assert judging.judge(q, (w.tolist(), 4, 2), torch.tensor(right))[0]
+    assert not judging.judge(q, (w.tolist(), 4, 2), right + 1e-3)[0]
+    ok, msg = judging.judge(q, (w.tolist(), 4, 2), right.reshape(-1))
     assert not ok and "shape (18,)" in msg and "(6, 3)" in msg
-    ok, msg = core.judge(q, (w.tolist(), 4, 2), w.reshape(4, 3, 3).mean(1))  # averaged over head_dim
+    ok, msg = judging.judge(q, (w.tolist(), 4, 2), w.reshape(4, 3, 3).mean(1))  # averaged over head_dim
     assert not ok and "shape (4, 3)" in msg and "wrong axis" in msg
-    ok, msg = core.judge(q, (w.tolist(), 4, 2), "array")
+    ok, msg = judging.judge(q, (w.tolist(), 4, 2), "array")
     assert not ok and "expected an array" in msg
     nan = right.copy()
     nan[0, 0] = np.nan
-    assert "NaN" in core.judge(q, (w.tolist(), 4, 2), nan)[1]
+    assert "NaN" in judging.judge(q, (w.tolist(), 4, 2), nan)[1]
 
 
 @pytest.fixture(scope="module")

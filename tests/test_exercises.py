@@ -10,9 +10,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mqa_edu.checks import core
-from mqa_edu.grading.cli import EXERCISES
-from mqa_edu.grading.make_exercise import render
+from mqa_edu.checks import judging, rules
+from mqa_edu.grading.registry import EXERCISES
+from mqa_edu.authoring.make_exercise import render
 from tests.conftest import assert_public_checks_name_mistakes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_hidden_cases_are_fresh_and_catch_every_mistake(name):
         assert a != b, q.qid
         assert json.loads(json.dumps(a)) == [list(c) for c in a], q.qid  # cases travel to the kernel as JSON
         for m in q.mistakes:
-            assert any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), (q.qid, m.name)
+            assert any(not judging.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), (q.qid, m.name)
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -104,12 +104,12 @@ def test_no_fixed_answer_can_be_recovered_from_the_public_data(name):
         expected = pq.reference()
         assert not isinstance(expected, Hashed), q.qid
         answer = q.reference()
-        form = core.FormOnly.of(answer, q.choices)
-        assert core.matches(answer, expected, q.rel_tol), q.qid  # the right answer is recorded...
+        form = rules.FormOnly.of(answer, q.choices)
+        assert judging.matches(answer, expected, q.rel_tol), q.qid  # the right answer is recorded...
         for c in _candidates(expected):  # ...and so is every other answer of its form
             if form.matches(c):
-                assert core.matches(c, expected, q.rel_tol), (q.qid, c)
-        ok, message = core.judge(pq, (), answer)
+                assert judging.matches(c, expected, q.rel_tol), (q.qid, c)
+        ok, message = judging.judge(pq, (), answer)
         assert ok and "graded later" in message and "correct" not in message, (q.qid, message)
 
 
@@ -125,7 +125,7 @@ def test_every_rubric_splits_into_parts_that_add_up(name):
 def test_the_instructor_guide_describes_every_hidden_set():
     """INSTRUCTORS.md's table of hidden sets: per function question, the cases drawn at random, the later questions
     whose inputs are its hidden cases too, and the known mistakes its hidden cases show (all of them, by design)."""
-    from mqa_edu.grading.cli import make_cases, reveals
+    from mqa_edu.grading.cases import make_cases, reveals
     guide = (Path(__file__).resolve().parents[1] / "INSTRUCTORS.md").read_text()
     for name in sorted(EXERCISES):
         ex = importlib.import_module(EXERCISES[name]).EXERCISE

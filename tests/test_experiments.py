@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from mqa_edu.experiments import RESULTS_DIR, SIZES, Task, load_results, matched_d_ff, tradeoff
+from mqa_edu.studies.results import RESULTS_DIR
+from mqa_edu.studies.tradeoff import SIZES, Task, load_results, matched_d_ff, tradeoff
 from mqa_edu.heads import divisors
 from mqa_edu.model import ModelConfig, Transformer
 from mqa_edu.train import load_checkpoint
@@ -38,7 +39,7 @@ def check_complete(res, seeds_at_least):
                 elif r["n_kv_heads"] < n_heads:
                     assert r["params"] < mha["params"]
     assert res["environment"]["torch"] and res["environment"]["threads"] >= 1 and res["sizes"]["seeds"]
-    assert res["wall_seconds"] > 0 and res["command"].startswith("python -m mqa_edu.experiments tradeoff")
+    assert res["wall_seconds"] > 0 and res["command"].startswith("python -m mqa_edu.studies tradeoff")
     conv = res["conversion"]
     n_heads = res["tasks"]["text"]["model"]["n_heads"]
     assert {(e["n_kv_heads"], e["pooling"]) for e in conv["conversions"]} == {
@@ -51,7 +52,7 @@ def check_complete(res, seeds_at_least):
 
 def test_quick_study_runs_end_to_end(tmp_path):
     out = tmp_path / "study"
-    proc = subprocess.run([sys.executable, "-m", "mqa_edu.experiments", "tradeoff", "--quick", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "mqa_edu.studies", "tradeoff", "--quick", "--out", str(out),
                            "--device", "cpu"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "wrote" in proc.stdout
@@ -95,7 +96,7 @@ def test_matched_width_pays_back_the_kv_parameters():
 def test_bad_study_input_is_named(tmp_path):
     with raises_naming(ValueError, "size must be one of", "'quick'"):
         tradeoff("huge", out=tmp_path)
-    with raises_naming(FileNotFoundError, "python -m mqa_edu.experiments tradeoff"):
+    with raises_naming(FileNotFoundError, "python -m mqa_edu.studies tradeoff"):
         load_results(tmp_path)
     (tmp_path / "tradeoff.json").write_text('{"format": "other"}')
     with raises_naming(ValueError, "not a tradeoff study result"):

@@ -10,7 +10,6 @@ Most tests grade one batch of ex01 submissions with --jobs 2 in the sandbox (the
 import json
 import os
 import py_compile
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mqa_edu.grading import cli, sandbox, worker
+from mqa_edu.grading import cases, registry, results, sandbox, worker
 from mqa_edu.grading.cli import main as grade_main
 from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE, GB, GiB, LLAMA_3_8B
 from tests.test_grader_sandbox import attack
@@ -322,8 +321,8 @@ def test_planted_bytecode_of_hidden_modules_earns_nothing(batch, pycs):
 
 
 def test_the_public_view_has_no_bytecode_and_no_hidden_module(tmp_path, pycs):
-    for name in cli.EXERCISES:
-        ex = cli.load_exercise(name)
+    for name in registry.EXERCISES:
+        ex = registry.load_exercise(name)
         view = sandbox.public_view(tmp_path / name, ex.forbidden_paths)
         files = {p.relative_to(view).as_posix() for p in view.rglob("*") if p.is_file()}
         assert not [f for f in files if f.endswith(".pyc") or "__pycache__" in f]
@@ -331,13 +330,13 @@ def test_the_public_view_has_no_bytecode_and_no_hidden_module(tmp_path, pycs):
         for rel in ex.forbidden_paths:
             rel = rel.removeprefix("mqa_edu/")
             assert rel not in files and not any(f.startswith(rel + "/") for f in files), (name, rel)
-        assert "checks/collect.py" in files and "checks/core.py" in files  # what the kernel itself needs
+        assert "checks/collect.py" in files and "checks/calling.py" in files  # what the kernel itself needs
 
 
 def test_exercise_2_cannot_see_the_measures_it_grades():
     """ex02's kernels do not see redundancy (Q1-Q3's measures) or convert (Q5's grouping by similarity); its data cell
     still builds the head maps from head_probes. Checked in a process where importing either fails."""
-    ex = cli.load_exercise("ex02_head_redundancy")
+    ex = registry.load_exercise("ex02_head_redundancy")
     assert {"mqa_edu.redundancy", "mqa_edu.convert"} <= set(ex.forbidden_modules)
     code = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
             "        if name in ('mqa_edu.redundancy', 'mqa_edu.convert'):\n            raise ImportError(name)\n"
@@ -374,7 +373,7 @@ def test_special_cased_probe_inputs_do_not_rescue_wrong_value_answers(batch):
 
 
 def test_probes_and_decoys_are_hidden_cases_of_the_earlier_question():
-    spec = cli.make_cases(EXERCISE, 123)
+    spec = cases.make_cases(EXERCISE, 123)
     q1 = [tuple(c) for c in spec["ex01.q1"]["cases"]]
     assert FALCON in q1 and (32, 4544, 71, 71, 64, 2) in q1 and (32, 4544, 71, 8, 64, 2) in q1
     assert q1.index(FALCON) == spec["ex01.q3"]["uses"][0][0]
@@ -385,11 +384,11 @@ def test_probes_and_decoys_are_hidden_cases_of_the_earlier_question():
             dep = spec[EXERCISE.question(q.cascade.on).qid]["cases"]
             for case, idx in zip(spec[q.qid]["cases"], spec[q.qid]["uses"]):
                 assert [tuple(dep[i]) for i in idx] == [tuple(p) for p in q.cascade.probes(*case)]
-    told = cli.kernel_cases(spec)  # inputs, and the stand-in values at fixed inputs: nothing about the judging
+    told = cases.kernel_cases(spec)  # inputs, and the stand-in values at fixed inputs: nothing about the judging
     assert all(set(v) <= {"answer_name", "kind", "cases", "fallback"} for v in told.values())
     assert sorted(qid for qid, v in told.items() if "fallback" in v) == sorted(
         q.qid for q in EXERCISE.questions if q.cascade)
-    assert cli.make_cases(EXERCISE, 123) == spec  # one seed, one set of cases
+    assert cases.make_cases(EXERCISE, 123) == spec  # one seed, one set of cases
 
 
 # ---------------------------------------------------------------------------------------------- 4. limits
@@ -468,7 +467,7 @@ def test_no_csv_cell_is_read_as_a_formula(batch):
         texts = list(csv.reader(fh))
     for row in rows[1:] + texts[1:]:
         for cell in row:
-            assert not cell.startswith(cli.FORMULA_START), row
+            assert not cell.startswith(results.FORMULA_START), row
     assert any(row[1] == "'=1+2.ipynb" for row in rows), [r[1] for r in rows]
     assert any(c.startswith("'=HYPERLINK(") for row in texts for c in row)
 
@@ -476,13 +475,13 @@ def test_no_csv_cell_is_read_as_a_formula(batch):
 @pytest.mark.parametrize("value, shown", [("=1+2", "'=1+2"), ("+1", "'+1"), ("-2", "'-2"), ("@SUM(A1)", "'@SUM(A1)"),
                                           ("\tx", "'\tx"), ("\rx", "'\rx"), ("plain", "plain"), (-3, -3), (2.5, 2.5)])
 def test_safe_cell_neutralises_formulas_only(value, shown):
-    assert cli.safe_cell(value) == shown
+    assert results.safe_cell(value) == shown
     if isinstance(value, str):
-        assert cli.unsafe_cell(cli.safe_cell(value)) == value
+        assert results.unsafe_cell(results.safe_cell(value)) == value
 
 
 def test_the_release_check_finds_a_graded_answer_next_to_its_subject(tmp_path):
-    from mqa_edu.grading.release import answer_leaks
+    from mqa_edu.authoring.release import answer_leaks
 
     q3 = EXERCISE.question("q3").reference()
     q4 = EXERCISE.question("q4").reference()
@@ -496,7 +495,7 @@ def test_the_release_check_finds_a_graded_answer_next_to_its_subject(tmp_path):
 
 
 def test_the_student_release_prints_no_graded_answer(tmp_path):
-    from mqa_edu.grading.release import answer_leaks, course_files, is_private
+    from mqa_edu.authoring.release import answer_leaks, course_files, is_private
 
     for f in course_files():
         if not is_private(f):

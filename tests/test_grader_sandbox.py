@@ -354,7 +354,7 @@ def test_processes_are_capped_where_cgroups_allow(batch):
 def test_the_sandbox_works_wherever_the_course_lives(tmp_path):
     """The sandbox mounts an empty /tmp and /home; a course (and its environment) under /tmp or /home must still be
     visible inside it. A clean clone under /tmp, graded by its own copy of the grader, gives the solution its points."""
-    from mqa_edu.grading.release import course_files
+    from mqa_edu.authoring.release import course_files
     clone = tmp_path / "course"
     for f in course_files():
         (clone / f).parent.mkdir(parents=True, exist_ok=True)

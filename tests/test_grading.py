@@ -12,10 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mqa_edu.checks import core
+from mqa_edu.checks import cell, judging
 from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
 from mqa_edu.grading.cli import main as grade_main
-from mqa_edu.grading.make_exercise import render, strip_solutions
+from mqa_edu.authoring.make_exercise import render, strip_solutions
 from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
 from tests.conftest import assert_identical_rows, with_cell, with_copies
 
@@ -72,10 +72,10 @@ def build_submissions(folder: Path):
         "nan": with_cell(sol, "def gemma_7b_cache_gib(", "def gemma_7b_cache_gib():\n    return float('nan')"),
         # tampering: a blank exercise that tries to raise its own score
         "tamper_patch": add_cell(nbformat.read(EXERCISE_NB, as_version=4),
-                                 "import numpy, math\nimport mqa_edu.checks.core as c\n"
+                                 "import numpy, math\nimport mqa_edu.checks.judging as c, mqa_edu.checks.calling as k\n"
                                  "numpy.isclose = lambda *a, **k: True\nmath.isclose = lambda *a, **k: True\n"
                                  "c.judge = lambda *a, **k: (True, 'ok')\nc.matches = lambda *a, **k: True\n"
-                                 "c.call_answer = lambda q, a, case, seconds=10: (8192, None, set())"),
+                                 "k.call_answer = lambda q, a, case, seconds=10: (8192, None, set())"),
         "tamper_reference": with_cell(sol, "def kv_bytes_per_token(",
                                       "def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, b):\n"
                                       "    from mqa_edu.sizing import ModelSpec, bytes_per_token\n"
@@ -241,7 +241,7 @@ def test_one_batch_meets_one_set_of_hidden_cases(graded):
     manifest = json.loads((out / "manifest.json").read_text())
     assert {r["seed"] for r in results.values()} == {manifest["seed"]}
     assert manifest["exercise"] == "ex01_cache_sizing" and len(manifest["submissions"]) == len(results)
-    from mqa_edu.grading.cli import batch_seed
+    from mqa_edu.grading.cases import batch_seed
     assert batch_seed(out, EXERCISE, None) == manifest["seed"] and batch_seed(out, EXERCISE, 5) == 5
 
 
@@ -298,7 +298,7 @@ def test_hidden_cases_are_fresh_and_distinguish_mistakes():
         a, b = q.cases(random.Random(1), True), q.cases(random.Random(2), True)
         assert a != b
         for m in q.mistakes:  # every known mistake is caught by the hidden cases
-            assert any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), m.name
+            assert any(not judging.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), m.name
 
 
 def test_checks_import_without_torch():
@@ -308,22 +308,22 @@ def test_checks_import_without_torch():
 
 
 def test_check_feedback_in_the_notebook(capsys):
-    assert core.check("nb03.mapping", 3).passed is False
+    assert cell.check("nb03.mapping", 3).passed is False
     assert "tile (Tensor.repeat) order" in capsys.readouterr().out
-    assert core.check("nb03.mapping", None).passed is None
+    assert cell.check("nb03.mapping", None).passed is None
     assert "not answered" in capsys.readouterr().out
 
     def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, b):
         return 2 * n_layers * n_kv_heads * head_dim * b
 
-    assert core.check("ex01.q1", kv_bytes_per_token).passed is True
+    assert cell.check("ex01.q1", kv_bytes_per_token).passed is True
     out = capsys.readouterr().out
     assert "public checks passed" in out and "Hidden tests" in out and "all tests passed" not in out.lower()
 
 
 def test_check_cells_do_nothing_while_grading(monkeypatch, capsys):
-    monkeypatch.setenv(core.GRADING_ENV, "1")
-    assert core.check("nb03.mapping", 3).passed is None
+    monkeypatch.setenv(cell.GRADING_ENV, "1")
+    assert cell.check("nb03.mapping", 3).passed is None
     assert capsys.readouterr().out == ""
 
 
@@ -331,9 +331,9 @@ def test_concept_checks_accept_their_answers_and_hint_the_traps(capsys):
     from mqa_edu.checks.concepts import EXERCISES
     for ex in EXERCISES.values():
         for q in ex.questions:
-            assert core.check(q.qid, q.reference()).passed is True, q.qid
+            assert cell.check(q.qid, q.reference()).passed is True, q.qid
             for m in q.mistakes:
-                assert core.check(q.qid, m.fn()).passed is False
+                assert cell.check(q.qid, m.fn()).passed is False
                 assert m.hint in capsys.readouterr().out
 
 
@@ -347,25 +347,25 @@ def test_every_check_cell_in_the_notebooks_names_a_real_question():
             continue
         assert len(ids) >= 2, path.name
         for qid in ids:
-            core.find_question(qid)
+            cell.find_question(qid)
 
 
 def test_true_false_questions_accept_python_bools(capsys):
-    assert core.check("nb03.head_dim", False).passed is True
-    assert core.check("nb03.head_dim", True).passed is False
+    assert cell.check("nb03.head_dim", False).passed is True
+    assert cell.check("nb03.head_dim", True).passed is False
     assert "Gemma-7B" in capsys.readouterr().out
 
 
 def test_a_rounding_slip_is_not_diagnosed_as_a_missing_max(capsys):
-    assert core.check("nb01.softmax", 0.67).passed is False
+    assert cell.check("nb01.softmax", 0.67).passed is False
     out = capsys.readouterr().out
     assert "close" in out and "rounding" in out and "maximum" not in out
-    assert core.check("nb01.softmax", 0.665).passed is True
+    assert cell.check("nb01.softmax", 0.665).passed is True
 
 
 def test_check_cells_echo_nothing_under_their_feedback():
     """check() returns a Verdict that IPython does not print (it used to echo True / None under the feedback)."""
-    verdict = core.check("nb03.mapping", 2)
+    verdict = cell.check("nb03.mapping", 2)
     assert bool(verdict) and verdict.passed is True
     assert hasattr(verdict, "_ipython_display_") and verdict._ipython_display_() is None
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
@@ -389,7 +389,7 @@ def test_model_answer_of_the_design_question_has_the_right_arithmetic():
 
 # ---------------------------------------------------------------- the public form that check cells use
 def test_public_form_is_in_sync_with_the_private_definition():
-    from mqa_edu.grading.make_exercise import sync_public
+    from mqa_edu.authoring.make_exercise import sync_public
     assert sync_public(check=True) == [], "run: mqa-make-exercise solutions/ exercises/"
 
 
@@ -429,13 +429,13 @@ def test_public_checks_judge_like_the_private_ones(capsys):
             continue
         cases = public.question(q.qid).cases(None, False)
         if q.fixed:  # recorded, graded later: the check neither confirms it nor names a mistake
-            assert core.check(q.qid, as_answer(q, q.reference, cases)).passed is None, q.qid
+            assert cell.check(q.qid, as_answer(q, q.reference, cases)).passed is None, q.qid
             assert "graded later" in capsys.readouterr().out
             continue
-        assert core.check(q.qid, as_answer(q, q.reference, cases)).passed is True, q.qid
+        assert cell.check(q.qid, as_answer(q, q.reference, cases)).passed is True, q.qid
         for m in q.mistakes:
-            shows = any(not core.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases)
-            verdict = core.check(q.qid, as_answer(q, m.fn, cases))
+            shows = any(not judging.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in cases)
+            verdict = cell.check(q.qid, as_answer(q, m.fn, cases))
             out = capsys.readouterr().out
             if shows:
                 assert verdict.passed is False and m.hint in out, (q.qid, m.name)
@@ -450,10 +450,10 @@ def test_public_float_check_keeps_the_tolerance():
     def answer(factor):
         return lambda *case: table[case] * factor
 
-    assert core.check("ex04.q1", answer(1)).passed is True
-    assert core.check("ex04.q1", answer(1 + 4e-7)).passed is True
-    assert core.check("ex04.q1", answer(1 + 3e-6)).passed is False
-    assert core.check("ex04.q1", lambda *case: float("nan")).passed is False
+    assert cell.check("ex04.q1", answer(1)).passed is True
+    assert cell.check("ex04.q1", answer(1 + 4e-7)).passed is True
+    assert cell.check("ex04.q1", answer(1 + 3e-6)).passed is False
+    assert cell.check("ex04.q1", lambda *case: float("nan")).passed is False
 
 
 def test_a_fixed_answer_is_recorded_not_confirmed(capsys):
@@ -461,28 +461,28 @@ def test_a_fixed_answer_is_recorded_not_confirmed(capsys):
     per token, a choice); a wrong form is refused with what the question asks for."""
     right = EXERCISE.question("q3").reference()
     for guess in (right, right * 71, 12345):
-        assert core.check("ex01.q3", guess).passed is None
+        assert cell.check("ex01.q3", guess).passed is None
     outs = capsys.readouterr().out.split("ex01.q3 ·")[1:]
     assert len({o.replace(str(g), "N") for o, g in zip(outs, (right, right * 71, 12345))}) == 1, outs
     for choice in "abcd":
-        assert core.check("ex01.q8", choice).passed is None
+        assert cell.check("ex01.q8", choice).passed is None
     out = capsys.readouterr().out
     assert "correct" not in out and out.count("recorded, graded later") == 4
-    assert core.check("ex01.q8", "e").passed is False and "one of ['a', 'b', 'c', 'd']" in capsys.readouterr().out
-    assert core.check("ex01.q3", "8192 bytes").passed is False
+    assert cell.check("ex01.q8", "e").passed is False and "one of ['a', 'b', 'c', 'd']" in capsys.readouterr().out
+    assert cell.check("ex01.q3", "8192 bytes").passed is False
 
 
 # ---------------------------------------------------------------- the student release
 @pytest.fixture(scope="module")
 def student_release(tmp_path_factory):
-    from mqa_edu.grading.release import release
+    from mqa_edu.authoring.release import release
     out = tmp_path_factory.mktemp("release") / "course"
     release(out)
     return out
 
 
 def test_student_release_has_nothing_private(student_release):
-    from mqa_edu.grading.release import PRIVATE, leaks, solution_lines
+    from mqa_edu.authoring.release import PRIVATE, leaks, solution_lines
     out = student_release
     for p in PRIVATE:
         assert not (out / p).exists(), p
@@ -502,7 +502,7 @@ def test_student_release_has_nothing_private(student_release):
 def test_student_release_passes_its_own_tests_and_checks_work(student_release):
     out = student_release
     env = {**os.environ, "PYTHONPATH": str(out)}
-    code = ("import mqa_edu, mqa_edu.checks.core as c; assert mqa_edu.__file__.startswith(%r); "
+    code = ("import mqa_edu, mqa_edu.checks.cell as c; assert mqa_edu.__file__.startswith(%r); "
             "right = lambda nl, d, h, kv, hd, b: 2 * nl * kv * hd * b\n"
             "wrong = lambda nl, d, h, kv, hd, b: 2 * nl * h * hd * b\n"
             "print(c.check('ex01.q1', right).passed, c.check('ex01.q1', wrong).passed)" % str(out))

@@ -42,7 +42,7 @@ def test_kv_head_of_range():
 
 
 def test_param_count_matches_formula_and_torch():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from mqa_edu.attention import GroupedQueryAttention
     for kv in divisors(8):
         for bias in (False, True):

@@ -14,8 +14,8 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from packaging.requirements import Requirement
 
-from mqa_edu import setup_cell
-from mqa_edu.grading import release
+from mqa_edu.authoring import setup_cell
+from mqa_edu.authoring import release
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for folder in ("notebooks", "exercises", "solutions", "solutions/lectures")

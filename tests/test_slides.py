@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mqa_edu import slides
+from mqa_edu.authoring import slides
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = [re.compile(p) for p in (r'<script[^>]*\bsrc="([^"]+)"', r'<link[^>]*\bhref="([^"]+)"',

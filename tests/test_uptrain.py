@@ -1,4 +1,4 @@
-"""GQA -> MQA on a pretrained model (mqa_edu/uptrain.py): the greedy layer search re-measures every remaining layer
+"""GQA -> MQA on a pretrained model (mqa_edu/uptrain.py, mqa_edu/studies/smollm2.py): the greedy layer search re-measures every remaining layer
 at each step and picks the cheapest, K/V-only uptraining changes the K/V projections and nothing else, the study
 command routes its arguments, and the SmolLM2 results that ship with the package are complete and consistent."""
 import math
@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from mqa_edu import experiments, uptrain
-from mqa_edu.convert import pooled_kv_layers
+from mqa_edu import uptrain
+from mqa_edu.convert import KV_PARAMS, pooled_kv_layers
+from mqa_edu.studies import __main__ as studies_cli, smollm2
 from mqa_edu.data import text_batch
 from mqa_edu.model import ModelConfig, Transformer
 from tests.conftest import raises_naming
@@ -67,8 +68,8 @@ def test_uptraining_changes_the_kv_projections_only_and_lowers_the_loss():
     rec = uptrain.uptrain_kv(model, text, text, steps=30, batch=4, seq_len=32, lr=1e-2, warmup=2, eval_every=10,
                              eval_batches=1, eval_seq_len=32)
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed and all(k.endswith(uptrain.KV_WEIGHTS) for k in changed)
-    assert rec["trainable"] == sum(v.numel() for k, v in before.items() if k.endswith(uptrain.KV_WEIGHTS))
+    assert changed and all(k.endswith(KV_PARAMS) for k in changed)
+    assert rec["trainable"] == sum(v.numel() for k, v in before.items() if k.endswith(KV_PARAMS))
     assert [v["step"] for v in rec["val"]] == [0, 10, 20, 30]
     assert rec["val"][-1]["loss"] < rec["val"][0]["loss"]
     assert all(p.requires_grad for p in model.parameters())  # nothing stays frozen behind the caller's back
@@ -96,32 +97,32 @@ def test_bad_input_is_named():
     with raises_naming(ValueError, "seq_len", "too few"):
         text_batch(torch.arange(10), 2, 16, torch.Generator())  # the batches uptraining draws
     with raises_naming(ValueError, "size", "quick"):
-        uptrain.smollm2_study("huge")
+        smollm2.smollm2_study("huge")
     with raises_naming(ValueError, "steps"):
         uptrain.greedy_pooling(model, ids(), steps=0)
 
 
 def test_the_command_routes_its_arguments(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(uptrain, "smollm2_study", lambda size, out, device, seed, **kw: seen.update(
+    monkeypatch.setattr(studies_cli, "smollm2_study", lambda size, out, device, seed, **kw: seen.update(
         size=size, out=out, seed=seed))
-    assert experiments.main(["smollm2", "--quick", "--out", str(tmp_path), "--seed", "3", "--device", "cpu"]) == 0
+    assert studies_cli.main(["smollm2", "--quick", "--out", str(tmp_path), "--seed", "3", "--device", "cpu"]) == 0
     assert seen == {"size": "quick", "out": str(tmp_path), "seed": 3}
-    experiments.main(["smollm2", "--device", "cpu"])
-    assert seen["size"] == "cpu" and seen["out"] == experiments.RESULTS_DIR
+    studies_cli.main(["smollm2", "--device", "cpu"])
+    assert seen["size"] == "cpu" and seen["out"] == studies_cli.RESULTS_DIR
 
 
 def test_load_study_refuses_other_files(tmp_path):
-    with raises_naming(FileNotFoundError, "python -m mqa_edu.experiments smollm2"):
-        uptrain.load_study(tmp_path)
-    (tmp_path / uptrain.RESULTS_FILE).write_text('{"format": "something else"}')
+    with raises_naming(FileNotFoundError, "python -m mqa_edu.studies smollm2"):
+        smollm2.load_study(tmp_path)
+    (tmp_path / smollm2.RESULTS_FILE).write_text('{"format": "something else"}')
     with raises_naming(ValueError, "not a SmolLM2 study"):
-        uptrain.load_study(tmp_path)
+        smollm2.load_study(tmp_path)
 
 
 def test_shipped_smollm2_results_are_complete_and_consistent():
-    res = uptrain.load_study()
-    assert res["size"] == "cpu" and res["command"] == "python -m mqa_edu.experiments smollm2"
+    res = smollm2.load_study()
+    assert res["size"] == "cpu" and res["command"] == "python -m mqa_edu.studies smollm2"
     search, rec = res["search"], res["uptrain"]
     assert sorted(search["order"]) == list(range(30)) and len(search["alone"]) == 30
     for step, (layer, loss) in enumerate(zip(search["order"], search["loss"])):

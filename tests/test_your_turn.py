@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mqa_edu import numpy_attention as na
-from mqa_edu.checks import core, predict, reveal
+from mqa_edu.checks import cell, judging, predict, reveal
 from mqa_edu.checks.yourturn import QUESTIONS
-from mqa_edu.grading.make_exercise import render
+from mqa_edu.authoring.make_exercise import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "solutions" / "lectures").glob("*.ipynb"))
@@ -105,7 +105,7 @@ def test_the_decode_step_reference_equals_attention_over_the_rotated_sequence():
 
 @pytest.mark.parametrize("task, mistake", MISTAKES, ids=lambda t: getattr(t, "qid", getattr(t, "name", "")))
 def test_a_planted_mistake_gets_its_hint(task, mistake, capsys):
-    verdict = core.check(task.qid, mistake.fn)
+    verdict = cell.check(task.qid, mistake.fn)
     out = capsys.readouterr().out
     assert verdict.passed is False and mistake.hint in out, out
     for line in out.splitlines():  # the hint leads: no wall of numbers before it
@@ -117,14 +117,14 @@ def test_a_planted_mistake_gets_its_hint(task, mistake, capsys):
 def test_the_reference_passes_fast_and_a_stub_is_not_yet_attempted(task, capsys):
     task.cases(None, False)  # warm up: the first torch task imports torch
     start = time.perf_counter()
-    assert core.check(task.qid, task.reference).passed is True
+    assert cell.check(task.qid, task.reference).passed is True
     assert time.perf_counter() - start < 0.5
     capsys.readouterr()
 
     def stub(*args):
         raise NotImplementedError("hint")
 
-    assert core.check(task.qid, stub).passed is None
+    assert cell.check(task.qid, stub).passed is None
     assert "not yet attempted. The notebook goes on with the package's" in capsys.readouterr().out
 
 
@@ -155,12 +155,11 @@ def test_predictions_are_recorded_and_revealed(capsys):
 def test_no_check_says_only_that_an_answer_is_not_right():
     """Every concept question gives a reason with a wrong answer it has no specific hint for (nb05.position answered
     3 used to get an empty "is not right.")."""
-    from mqa_edu.checks import core
     from mqa_edu.checks.concepts import NOTEBOOKS
 
     for questions in NOTEBOOKS.values():
         for q in questions:
             if q.kind == "value":
                 assert q.hint, q.qid
-                ok, message = core.judge(q, (), -12345)
+                ok, message = judging.judge(q, (), -12345)
                 assert not ok and len(message.split("is not right.")[-1].strip()) > 20, (q.qid, message)

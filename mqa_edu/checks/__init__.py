@@ -2,7 +2,7 @@
 
 Only the standard library is imported here; a question's definition is loaded when it is first checked.
 """
-from .core import GRADING_ENV, check, summary
+from .cell import GRADING_ENV, check, summary
 from .predict import predict, reveal
 
 __all__ = ["check", "summary", "predict", "reveal", "GRADING_ENV"]

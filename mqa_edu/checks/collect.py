@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import sys
 
-from .core import NotAnswered, Question, _as_number, as_array, call_answer, nest
+from .calling import call_answer
+from .questions import NotAnswered, Question
+from .values import as_array, as_number, nest
 
 ANSWER_LIMIT = 2**20  # bytes of returned values one question may send back (a wrong, huge array costs its question)
 
@@ -60,7 +62,7 @@ def fingerprint(args) -> str:
 
     out = []
     for a in args:
-        num = _as_number(a)  # int, float and numpy scalars alike
+        num = as_number(a)  # int, float and numpy scalars alike
         if num is not None:
             out.append(int(num) if math.isfinite(num) and float(num).is_integer() else float(num))
         elif a is None or isinstance(a, (bool, str)):

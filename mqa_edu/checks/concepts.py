@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .core import Exercise, Mistake, Question
+from .questions import Exercise, Mistake, Question
 
 
 def choice(qid, title, right, wrong_hints: dict, points=1):

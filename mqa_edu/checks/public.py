@@ -6,7 +6,7 @@ cases. Expected values and known-mistake values appear only as salted SHA-256 di
 grid fine enough for the question's tolerance), so a check can tell a right answer from a wrong one, and name the
 mistake, without the file saying what the answer is. That is safe only where the grade comes from other inputs: a
 function question's hidden cases are drawn at grading. A question with one fixed answer (a model's bytes per token, a
-choice) has no digest at all: its check looks at the form only (:class:`~mqa_edu.checks.core.FormOnly`) and says
+choice) has no digest at all: its check looks at the form only (:class:`~mqa_edu.checks.rules.FormOnly`) and says
 "recorded, graded later", since trying every choice, every integer up to a few thousand or a decimal grid against a
 digest recovers the answer in seconds. Its known-mistake hints come with the grade.
 
@@ -22,7 +22,10 @@ import math
 import random
 from pathlib import Path
 
-from .core import Exercise, FormOnly, Mistake, Partition, Question, _as_number, as_array, matches, nest
+from .judging import matches
+from .questions import Exercise, Mistake, Question
+from .rules import FormOnly, Partition, Rule
+from .values import as_array, as_number, nest
 
 PUBLIC_DIR = Path(__file__).resolve().parent / "public"
 
@@ -51,7 +54,7 @@ def canonical(value, rel_tol: float) -> list[str]:
     if as_array(value) is not None:
         form = _int_array_form(value)
         return [form] if form else []
-    num = _as_number(value)
+    num = as_number(value)
     if num is None or (isinstance(num, float) and not math.isfinite(num)):
         return []
     if rel_tol == 0 or num == 0:
@@ -66,7 +69,7 @@ def exact_form(value, rel_tol: float) -> str | None:
         return "s:" + value.strip().lower()
     if as_array(value) is not None:
         return _int_array_form(value)
-    num = _as_number(value)
+    num = as_number(value)
     if num is None or (isinstance(num, float) and not math.isfinite(num)):
         return None
     if rel_tol == 0 or num == 0:
@@ -79,7 +82,7 @@ def digest(salt: str, qid: str, form: str) -> str:
     return hashlib.sha256(f"{salt}|{qid}|{form}".encode()).hexdigest()[:32]
 
 
-class Hashed:
+class Hashed(Rule):
     """An expected (or known-wrong) value known only by its digest."""
 
     def __init__(self, hexdigest: str, salt: str, qid: str, rel_tol: float, is_text: bool, shape=None):
@@ -113,7 +116,7 @@ def to_public(exercise: Exercise, salt: str) -> dict:
             for case in q.cases(random.Random(f"public-{q.qid}"), hidden=False):
                 expected = q.reference(*case)
                 if isinstance(expected, Partition):  # a proposal: the public check can only say it is well formed
-                    form = expected.public() if hasattr(expected, "public") else expected
+                    form = expected.public()
                     entry["cases"].append({"args": list(case), "text": False,
                                            "partition": [form.n_items, form.n_groups, form._note, form.measure],
                                            "mistakes": {}})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Mistake, Question
+from .questions import Mistake, Question
 
 
 def _stable_softmax(scores):

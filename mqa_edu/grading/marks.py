@@ -16,7 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import _atomic_write, cap, gradescope, load_exercise, load_result, unsafe_cell, write_csv
+from .registry import load_exercise
+from .results import atomic_write, gradescope, load_result, unsafe_cell, write_csv
+from .scoring import cap
 
 
 def read_marks(path: Path) -> list[dict]:
@@ -106,8 +108,8 @@ def merge(out: Path, marks_csv: Path) -> int:
     for sid in {u[0] for u in updates}:
         r = results[sid]
         exercise = load_exercise(r.get("exercise", "ex01_cache_sizing"))
-        _atomic_write(out / "gradescope" / sid / "results.json", json.dumps(gradescope(r, exercise), indent=1))
-        _atomic_write(students / f"{sid}.json", json.dumps(r, indent=1))
+        atomic_write(out / "gradescope" / sid / "results.json", json.dumps(gradescope(r, exercise), indent=1))
+        atomic_write(students / f"{sid}.json", json.dumps(r, indent=1))
     if updates:  # the rows of grades.csv, in their order, each with its result's current marks
         exercise = load_exercise(results[updates[0][0]].get("exercise", "ex01_cache_sizing"))
         with open(out / "grades.csv", newline="", encoding="utf-8") as fh:

@@ -7,6 +7,7 @@ registered by adding its private module (and running ``mqa-make-exercise``, whic
 """
 from __future__ import annotations
 
+import importlib
 import pkgutil
 from pathlib import Path
 
@@ -28,3 +29,14 @@ EXERCISES = {name: f"{PRIVATE_PACKAGE}.{name}" for name in exercise_names()}  # 
 def exercise_tests(name: str) -> str:
     """The test file of one exercise (private: it needs the definition): tests/test_ex02.py for ex02_..."""
     return f"tests/test_{name.split('_')[0]}.py"
+
+
+def load_exercise(name):
+    """The private definition of exercise ``name`` (an ``Exercise``); a clear exit for an unknown name or a student copy."""
+    if name not in EXERCISES:
+        raise SystemExit(f"--exercise must be one of {sorted(EXERCISES)}, got {name!r}")
+    try:
+        return importlib.import_module(EXERCISES[name]).EXERCISE
+    except ModuleNotFoundError:
+        raise SystemExit(f"this copy of the course has no private definition of {name} (a student release?): "
+                         "grade from the instructor's full copy") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ...checks.core import Cascade, Exercise, Mistake, Question
+from ...checks.questions import Cascade, Exercise, Mistake, Question
 
 GB, GiB = 10**9, 2**30
 HEAD_DIMS = (32, 64, 80, 96, 128, 256)

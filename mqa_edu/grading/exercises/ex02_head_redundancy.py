@@ -9,12 +9,12 @@ builds the same arrays). Q5 accepts any grouping: the grader converts layer 0 wi
 from __future__ import annotations
 
 import math
-import random
 from functools import lru_cache
 
 import numpy as np
 
-from ...checks.core import Cascade, Exercise, Mistake, Partition, Question
+from ...checks.questions import Cascade, Exercise, Mistake, Question
+from ...checks.rules import Partition
 
 LAYER, N_GROUPS = 0, 4  # Q3-Q5 look at layer 0; Q5 converts it to 4 K/V heads
 

@@ -1,7 +1,7 @@
 """Exercise ex03 · the quality trade-off: questions, references, hidden-case generators and known mistakes.
 PRIVATE: the grader loads it; check cells use the public form written from it (see __init__.py).
 
-The references are written here, in NumPy, not imported from mqa_edu.convert or mqa_edu.experiments, so this file
+The references are written here, in NumPy, not imported from mqa_edu.convert or mqa_edu.studies, so this file
 alone defines the grading; tests check that they agree with the course's own code. Question 4b is about the
 trade-off study that ships with the package (mqa_edu/results/tradeoff.json); their answers are computed from it.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...checks.core import Cascade, Exercise, Mistake, Question
+from ...checks.questions import Cascade, Exercise, Mistake, Question
 
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "tradeoff.json"
 
@@ -348,5 +348,5 @@ QUESTIONS = [
 
 EXERCISE = Exercise(
     name="ex03_quality_tradeoff", title="Exercise 3 · The quality trade-off", questions=QUESTIONS,
-    forbidden_modules=("mqa_edu.convert", "mqa_edu.experiments", "mqa_edu.uptrain", "mqa_edu.grading", "solutions"),
+    forbidden_modules=("mqa_edu.convert", "mqa_edu.studies", "mqa_edu.uptrain", "mqa_edu.grading", "solutions"),
 )

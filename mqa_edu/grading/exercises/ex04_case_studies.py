@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...checks.core import Cascade, Exercise, Mistake, Question
+from ...checks.questions import Cascade, Exercise, Mistake, Question
 
 GB, GiB, MiB = 10**9, 2**30, 2**20
 DIVISORS_32 = (1, 2, 4, 8, 16, 32)

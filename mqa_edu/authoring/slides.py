@@ -1,8 +1,8 @@
 """Lecture slides that work without a network: every notebook as a reveal.js deck whose scripts, styles and fonts are
 local files.
 
-    python -m mqa_edu.slides notebooks/01_attention_in_numpy.ipynb --out slides/      # one deck
-    python -m mqa_edu.slides --all --out slides/ --execute                             # every lecture, with outputs
+    python -m mqa_edu.authoring.slides notebooks/01_attention_in_numpy.ipynb --out slides/      # one deck
+    python -m mqa_edu.authoring.slides --all --out slides/ --execute                             # every lecture, with outputs
 
 nbconvert's deck template loads reveal.js, jQuery, require.js, Font Awesome, MathJax, the widget renderer and
 mermaid from public CDNs. Here each comes from the npm registry at build time instead, at a pinned version whose
@@ -25,7 +25,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "https://registry.npmjs.org"
 # name -> (npm package, version, sha512 integrity, files or folders of the package to keep)
 ASSETS = {
@@ -127,7 +127,7 @@ def lecture_notebooks() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mqa_edu.slides", description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(prog="python -m mqa_edu.authoring.slides", description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render")
     ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-05)")
     ap.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks and their assets")

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .registry import EXERCISES, exercise_tests
+from ..grading.registry import EXERCISES, exercise_tests
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,8 +84,8 @@ def leaks(out: Path, secret_lines: set[str], private_digests: set[str]) -> list[
             found.append(f"{rel}: a copy of a private file")
         text = data.decode("utf-8", "replace")
         # a solution region in a notebook or a module (the two tools that define the markers name them, as do docs)
-        if p.suffix in (".ipynb", ".py") and rel.as_posix() not in ("mqa_edu/grading/make_exercise.py",
-                                                                     "mqa_edu/grading/release.py"):
+        if p.suffix in (".ipynb", ".py") and rel.as_posix() not in ("mqa_edu/authoring/make_exercise.py",
+                                                                     "mqa_edu/authoring/release.py"):
             for m in MARKERS:
                 if m in text:
                     found.append(f"{rel}: contains {m!r}")
@@ -165,7 +165,7 @@ def point_setup_cells(out: Path, source: str) -> int:
     """Make every notebook's set-up cell in ``out`` install the course from ``source``; returns how many changed."""
     import nbformat
 
-    from mqa_edu.setup_cell import check_source, is_setup_cell, setup_source
+    from mqa_edu.authoring.setup_cell import check_source, is_setup_cell, setup_source
 
     check_source(source)
     changed = 0
@@ -211,10 +211,10 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="replace the folder if it exists")
     ap.add_argument("--source", help="where the notebooks' set-up cell installs the course from when it is missing "
                     "(Colab): a pip-installable URL of this release once published, e.g. git+https://github.com/you/"
-                    "course; default: mqa_edu.setup_cell.SOURCE")
+                    "course; default: mqa_edu.authoring.setup_cell.SOURCE")
     a = ap.parse_args(argv)
     if a.source is not None:
-        from mqa_edu.setup_cell import check_source
+        from mqa_edu.authoring.setup_cell import check_source
         try:
             check_source(a.source)
         except ValueError as e:

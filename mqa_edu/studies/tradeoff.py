@@ -1,9 +1,9 @@
 """The trade-off study behind notebooks 08 and 09, reproducible with one command:
 
-    python -m mqa_edu.experiments tradeoff            # the study the notebooks show (about 40 min on 2 CPU cores)
-    python -m mqa_edu.experiments tradeoff --quick    # the same pipeline at toy sizes, under 2 minutes
-    python -m mqa_edu.experiments tradeoff --size gpu # larger models (the default where CUDA is available)
-    python -m mqa_edu.experiments smollm2             # notebook 10's SmolLM2 -> MQA study (see mqa_edu/uptrain.py)
+    python -m mqa_edu.studies tradeoff            # the study the notebooks show (about 40 min on 2 CPU cores)
+    python -m mqa_edu.studies tradeoff --quick    # the same pipeline at toy sizes, under 2 minutes
+    python -m mqa_edu.studies tradeoff --size gpu # larger models (the default where CUDA is available)
+    python -m mqa_edu.studies smollm2             # notebook 10's SmolLM2 -> MQA study (see smollm2.py)
 
 What it does, for two tasks (Austen text, byte-level; multi-query associative recall):
 1. sweeps n_kv_heads over every divisor of n_heads, with several seeds, in two comparisons (Shazeer 2019):
@@ -17,25 +17,23 @@ checkpoints the notebooks load, into ``--out`` (default: the results that ship w
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from .convert import POOLING, contiguous_groups, similarity_groups, to_grouped
-from .data import RecallTask, VOCAB_SIZE, austen_splits, text_batch
-from .device import describe_environment, pick_device
-from .heads import divisors, kv_cache_elements
-from .model import ModelConfig, Transformer
-from .train import TrainConfig, environment, loss_on, save_checkpoint, train
+from ..convert import POOLING, contiguous_groups, similarity_groups, to_grouped
+from ..data import VOCAB_SIZE, RecallTask, austen_splits, text_batch
+from ..device import describe_environment, pick_device
+from ..heads import divisors, kv_cache_elements
+from ..model import ModelConfig, Transformer
+from ..train import TrainConfig, environment, loss_on, save_checkpoint, train
+from .results import RESULTS_DIR, read_results
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_FILE = "tradeoff.json"
 CACHE_BYTES = 2  # fp16 K/V, as served
 
@@ -252,7 +250,7 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
     device = device if isinstance(device, torch.device) else pick_device(device or "auto")
     started = time.perf_counter()
     results = {"format": "mqa_edu.tradeoff/1", "size": size, "sizes": sz, "device": str(device),
-               "command": "python -m mqa_edu.experiments tradeoff" + ("" if size == "cpu" else f" --size {size}"),
+               "command": "python -m mqa_edu.studies tradeoff" + ("" if size == "cpu" else f" --size {size}"),
                "environment": {**environment(), **describe_environment()}, "tasks": {}, "runs": []}
     checkpoints = {}
     for name in ("text", "recall"):
@@ -279,65 +277,6 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
     return results
 
 
-def read_results(path, file_name: str, fmt: str, study: str, label: str | None = None) -> dict:
-    """A study's JSON: ``path`` is the file or its folder (default: the results that ship with the package); the
-    file must carry ``format`` ``fmt``. A missing file names the command that makes it (``python -m
-    mqa_edu.experiments <study>``); ``label`` names the study in messages (default: ``study``)."""
-    label = label or study
-    path = RESULTS_DIR if path is None else Path(path)
-    if path.is_dir():
-        path = path / file_name
-    if not path.exists():
-        raise FileNotFoundError(f"no {label} study results at {path}: run `python -m mqa_edu.experiments {study}` "
-                                "(or --quick) to make them")
-    results = json.loads(path.read_text())
-    if results.get("format") != fmt:
-        raise ValueError(f"{path} is not a {label} study result (format {results.get('format')!r})")
-    results["folder"] = str(path.parent)
-    return results
-
-
 def load_results(path=None) -> dict:
     """The trade-off study's results: the shipped ones by default, or ``path`` (a tradeoff.json or its folder)."""
     return read_results(path, RESULTS_FILE, "mqa_edu.tradeoff/1", "tradeoff")
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mqa_edu.experiments", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="study", required=True)
-    t = sub.add_parser("tradeoff", help="MHA/GQA/MQA sweeps, conversion and uptraining (notebooks 08-09)")
-    t.add_argument("--quick", action="store_true", help="toy sizes: checks the pipeline in under 2 minutes")
-    t.add_argument("--size", choices=list(SIZES), default=None, help="sizes to run (default: cpu, or quick)")
-    t.add_argument("--out", default=None, help="folder for tradeoff.json and checkpoints (default: the package's "
-                                               "results/ for --size cpu, ./tradeoff-<size> otherwise)")
-    t.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    t.add_argument("--progress", action="store_true", help="a tqdm bar per training run")
-    s = sub.add_parser("smollm2", help="SmolLM2-135M to MQA: greedy layer pooling, K/V-only uptraining (notebook 10)")
-    s.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline in about a minute")
-    s.add_argument("--size", choices=["quick", "cpu", "gpu"], default=None, help="budget (default: cpu, or quick)")
-    s.add_argument("--out", default=None, help="folder for smollm2_mqa.json (default: the package's results/ for "
-                                               "--size cpu, ./smollm2-<size> otherwise)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
-    s.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    s.add_argument("--progress", action="store_true", help="a tqdm bar while training")
-    args = p.parse_args(argv)
-    device = pick_device(args.device or "auto")
-    size = args.size or ("quick" if args.quick else "gpu" if device.type == "cuda" else "cpu")  # same names for both
-    if args.quick and args.size not in (None, "quick"):
-        p.error("--quick and --size disagree")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = args.out or (RESULTS_DIR if size == "cpu" else Path(f"{args.study}-{size}"))
-    if args.study == "smollm2":
-        from .uptrain import smollm2_study
-
-        smollm2_study(size, out, device, args.seed, log=lambda m: print(m, flush=True), progress=args.progress)
-        return 0
-    tradeoff(size, out, device, args.progress, log=lambda m: print(m, flush=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

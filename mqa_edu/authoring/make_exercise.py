@@ -61,7 +61,7 @@ def render(solution_path: Path) -> str:
 def render_public(name: str) -> str:
     """The public form of the exercise ``name`` as the text of its JSON file (deterministic: same input, same file)."""
     from ..checks.public import to_public
-    from .cli import load_exercise
+    from ..grading.registry import load_exercise
 
     return json.dumps(to_public(load_exercise(name), salt=f"mqa-edu:{name}"), indent=1, sort_keys=True) + "\n"
 
@@ -69,7 +69,7 @@ def render_public(name: str) -> str:
 def sync_public(check: bool) -> list[str]:
     """Write each exercise's public file, or (check) list those that are out of date."""
     from ..checks.public import PUBLIC_DIR
-    from .registry import EXERCISES
+    from ..grading.registry import EXERCISES
 
     return [str(p) for name in sorted(EXERCISES)
             if not _sync(p := PUBLIC_DIR / f"{name}.json", render_public(name), check)]
