@@ -18,8 +18,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
 from mqa_edu.grading.cli import main as grade
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
 EXERCISE = ROOT / "exercises" / "ex01_cache_sizing.ipynb"

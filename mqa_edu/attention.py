@@ -142,10 +142,10 @@ def _single_row_attention(q, k, v, mask):
     (benchmarks/attention_bench.py)."""
     d = q.shape[-1]
     scores = (k @ (q * d ** -0.5).transpose(-1, -2)).transpose(-1, -2)  # (b, h, 1, tk)
-    return _zero_empty_rows(_masked_softmax(scores, mask) @ v, mask)
+    return _zero_empty_rows(masked_softmax(scores, mask) @ v, mask)
 
 
-def _masked_softmax(scores, mask):
+def masked_softmax(scores, mask):
     """softmax over keys with masked scores at -inf, in at least fp32; fully masked rows give 0, not NaN."""
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
@@ -159,7 +159,7 @@ def grouped_attention_math(q, k, v, mask=None):
     g = h // hkv
     qg = q.reshape(b, hkv, g, tq, d) * d ** -0.5  # (b, n_kv_heads, group_size, tq, d)
     scores = qg @ k.unsqueeze(2).transpose(-1, -2)  # (b, n_kv_heads, group_size, tq, tk); k broadcast, not copied
-    weights = _masked_softmax(scores, None if mask is None else mask.unsqueeze(2))
+    weights = masked_softmax(scores, None if mask is None else mask.unsqueeze(2))
     out = weights @ v.unsqueeze(2)  # (b, n_kv_heads, group_size, tq, d)
     return out.reshape(b, h, tq, d)
 

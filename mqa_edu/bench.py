@@ -27,7 +27,7 @@ class _CpuEvent:
     def record(self):
         self.t = time.perf_counter()
 
-    def elapsed_time(self, end: "_CpuEvent") -> float:
+    def elapsed_time(self, end: _CpuEvent) -> float:
         return (end.t - self.t) * 1e3
 
 

@@ -199,12 +199,13 @@ def to_grouped(model: Transformer, n_kv_heads: int, pooling: str = "mean", group
 
 
 
-def _pool_heads(w, n_groups: int, head_dim: int, pooling: str = "mean"):
-    """K or V projection rows (heads * head_dim, ...) -> (n_groups * head_dim, ...): each group of consecutive heads
-    becomes its mean ("mean") or its first head ("first"). The one pooling formula of the course."""
-    grouped = w.reshape(n_groups, -1, head_dim, *w.shape[1:])  # (groups, group_size, head_dim, ...)
+def _pool_heads(w, n_kv_heads: int, head_dim: int, pooling: str = "mean"):
+    """K or V projection rows (heads * head_dim, ...) -> (n_kv_heads * head_dim, ...): each group of group_size
+    consecutive heads becomes one K/V head, its mean ("mean") or its first head ("first"). The one pooling formula of
+    the course."""
+    grouped = w.reshape(n_kv_heads, -1, head_dim, *w.shape[1:])  # (n_kv_heads, group_size, head_dim, ...)
     pooled = grouped.mean(1) if pooling == "mean" else grouped[:, 0]
-    return pooled.reshape(n_groups * head_dim, *w.shape[1:])
+    return pooled.reshape(n_kv_heads * head_dim, *w.shape[1:])
 
 
 def n_groupings(n_heads: int, n_kv_heads: int) -> int:

@@ -7,17 +7,18 @@ same numbers.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 STARTS = (1000, 5000, 9000, 13000)  # byte offsets into persuasion.txt
 LENGTH = 128  # the model's max_seq_len
 CHECKPOINT = "text_mha_seed0.safetensors"
-RESULTS_DIR = Path(__file__).resolve().parent / "results"  # the shipped results (studies.results.RESULTS_DIR: taught code does not import the studies)
+# the shipped results (studies.results.RESULTS_DIR: taught code does not import the studies)
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 @lru_cache(maxsize=1)
-def _model():
+def shipped_model():
     """The shipped model, loaded once per process and shared: callers copy it (``permute_heads``) before changing it."""
     import torch
 
@@ -63,7 +64,7 @@ def head_maps() -> dict:
 
     from .head_probes import ablation_importance, head_internals
 
-    model = _model()
+    model = shipped_model()
     with torch.no_grad():
         inside = head_internals(model, tokens())
 
@@ -85,7 +86,7 @@ def head_maps() -> dict:
     return maps
 
 
-@lru_cache(maxsize=None)
+@cache
 def converted_loss(groups: tuple, layer: int = 0) -> float:
     """Validation loss (nats, on :func:`eval_batches`) of the shipped model after converting ``layer`` to GQA with
     these K/V groups (each group's keys and values mean-pooled), the other layers as they are. ``groups``: a tuple of
@@ -96,7 +97,7 @@ def converted_loss(groups: tuple, layer: int = 0) -> float:
     from .convert import permute_heads, pooled_kv_layers
     from .train import loss_on
 
-    model = _model()
+    model = shipped_model()
     groups = tuple(sorted(tuple(sorted(int(h) for h in g)) for g in groups))
     order = [h for g in groups for h in g]
     perms = [list(range(model.cfg.n_heads)) for _ in range(model.cfg.n_layers)]

@@ -30,7 +30,7 @@ def head_internals(model, tokens) -> list[dict]:
     finally:
         for h in hooks:
             h.remove()
-    from .attention import _masked_softmax, make_mask, repeat_kv_interleave
+    from .attention import make_mask, masked_softmax, repeat_kv_interleave
     from .rotary import apply_rotary
 
     out = []
@@ -42,7 +42,7 @@ def head_internals(model, tokens) -> list[dict]:
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         g, t = attn.cfg.group_size, x.shape[1]
         scores = q @ repeat_kv_interleave(k, g).transpose(-1, -2) * attn.cfg.head_dim ** -0.5
-        weights = _masked_softmax(scores, make_mask(t, t, device=x.device))
+        weights = masked_softmax(scores, make_mask(t, t, device=x.device))
         out.append({"weights": weights, "keys": k, "values": v, "outputs": weights @ repeat_kv_interleave(v, g)})
     return out
 

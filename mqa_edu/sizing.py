@@ -81,7 +81,7 @@ class ModelSpec:
         types = self.layer_types or (SLIDING,) * self.n_layers
         return tuple(self.sliding_window if t == SLIDING else None for t in types)
 
-    def with_kv_heads(self, n_kv_heads: int) -> "ModelSpec":
+    def with_kv_heads(self, n_kv_heads: int) -> ModelSpec:
         """The same model with another number of KV heads (e.g. its MHA or MQA variant)."""
         return replace(self, name=f"{self.name} (n_kv_heads={n_kv_heads})", n_kv_heads=n_kv_heads)
 
@@ -221,10 +221,12 @@ REAL_MODELS = {s.name: s for s in [
     ModelSpec("Llama-2-7B", 32, 4096, 32, 32, 128, n_params=6.74e9,
               source="Touvron et al. 2023 (Llama 2); parameter count from the Hugging Face model card"),
     ModelSpec("Llama-2-70B", 80, 8192, 64, 8, 128, source="Touvron et al. 2023 (Llama 2)"),
-    ModelSpec("Llama-3-8B", 32, 4096, 32, 8, 128, n_params=8.03e9, source="Meta Llama 3 model card / config (8.03B parameters)"),
+    ModelSpec("Llama-3-8B", 32, 4096, 32, 8, 128, n_params=8.03e9,
+              source="Meta Llama 3 model card / config (8.03B parameters)"),
     ModelSpec("Llama-3-70B", 80, 8192, 64, 8, 128, source="Meta Llama 3 model card / config"),
     ModelSpec("Mistral-7B (v0.1)", 32, 4096, 32, 8, 128, sliding_window=4096, n_params=7.24e9,
-              source="Jiang et al. 2023 (Mistral 7B), Table 1; 7.24B parameters per the model card", note="sliding window 4096 caps the cache"),
+              source="Jiang et al. 2023 (Mistral 7B), Table 1; 7.24B parameters per the model card",
+              note="sliding window 4096 caps the cache"),
     ModelSpec("Qwen2.5-7B", 28, 3584, 28, 4, 128, source="Qwen2.5 technical report / config"),
     ModelSpec("Falcon-7B", 32, 4544, 71, 1, 64, source="tiiuae/falcon-7b config (multi_query=true)",
               note="config leaves num_kv_heads unset (defaults to 71) but the model runs multi-query: 1 KV head"),

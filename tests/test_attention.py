@@ -4,13 +4,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mqa_edu import numpy_attention as na
-from mqa_edu.attention import (DECODE_KERNELS, GroupedQueryAttention, grouped_attention, grouped_attention_math,
-                               make_mask)
+from mqa_edu.attention import (
+    DECODE_KERNELS,
+    GroupedQueryAttention,
+    grouped_attention,
+    grouped_attention_math,
+    make_mask,
+)
 from mqa_edu.heads import HeadConfig
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
 KERNELS = [grouped_attention_math, *DECODE_KERNELS.values()]
@@ -49,7 +55,7 @@ def wrong_tile_order(q, k, v, mask=None):
 
 
 def test_suite_catches_tile_order_bug():
-    from tests.conftest import HEAD_PAIRS
+    from tests.helpers import HEAD_PAIRS
     check_against_sdpa(wrong_tile_order, [(8, 8), (8, 1)])  # MHA and MQA cannot tell the orders apart...
     with pytest.raises(AssertionError):  # ...but the GQA shapes in the suite do
         check_against_sdpa(wrong_tile_order, HEAD_PAIRS)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHOTS
+from tests.helpers import SHOTS
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
@@ -131,7 +131,8 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start: {(home / 'jupyterlab.log').read_text()[-2000:]}")
+                    log = (home / "jupyterlab.log").read_text()[-2000:]
+                    raise RuntimeError(f"JupyterLab did not start: {log}") from None
                 time.sleep(0.5)
         yield {"base": base, "token": token, "home": home}
     finally:
@@ -316,7 +317,8 @@ def test_the_checks_catch_a_broken_notebook(lab, browser):
 
 @pytest.fixture(scope="module")
 def decks(tmp_path_factory):
-    """Every lecture's deck, executed as `python -m mqa_edu.authoring.slides --all --execute` makes them (01-05 from their full
+    """Every lecture's deck, executed as `python -m mqa_edu.authoring.slides --all --execute` makes them (01-05 from
+    their full
     versions; 00, 01, 03 and 06 have widgets)."""
     chromium()
     from mqa_edu.authoring import slides

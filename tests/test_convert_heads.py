@@ -3,10 +3,16 @@ known by construction."""
 import pytest
 import torch
 
-from mqa_edu.convert import (contiguous_groups, inverse_permutation, permute_heads, repeat_kv_heads,
-                             similarity_groups, to_grouped)
+from mqa_edu.convert import (
+    contiguous_groups,
+    inverse_permutation,
+    permute_heads,
+    repeat_kv_heads,
+    similarity_groups,
+    to_grouped,
+)
 from mqa_edu.model import ModelConfig, Transformer
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 TOKENS = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(0))
 

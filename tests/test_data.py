@@ -2,9 +2,8 @@
 import pytest
 import torch
 
-from mqa_edu.data import (IGNORE, NOVELS, TEXT_DIR, RecallTask, austen_splits, decode, encode, load_novel,
-                          text_batch)
-from tests.conftest import raises_naming
+from mqa_edu.data import IGNORE, NOVELS, TEXT_DIR, RecallTask, austen_splits, decode, encode, load_novel, text_batch
+from tests.helpers import raises_naming
 
 
 def test_the_novels_ship_with_their_provenance():

@@ -4,7 +4,7 @@ import torch
 
 from mqa_edu import bench
 from mqa_edu.device import SIMULATE_ENV, by_device, gpu_branch, pick_device, simulating_gpu
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 
 def test_pick_device_order_and_override(monkeypatch):

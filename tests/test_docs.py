@@ -1,8 +1,9 @@
 """The instructor guide stays complete: it schedules every notebook, lists every graded exercise with its points, and
 every command it shows exists."""
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "INSTRUCTORS.md").read_text()

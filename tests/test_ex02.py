@@ -13,7 +13,7 @@ import torch
 
 from mqa_edu.checks import cell, judging
 from mqa_edu.grading.exercises import ex02_head_redundancy as ex02
-from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
+from tests.helpers import assert_identical_rows, grade_batch, with_cell, with_copies
 
 EXERCISE = ex02.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +29,8 @@ def test_measures_agree_with_the_course():
         p, q = (torch.tensor(ex02._softmax(s, np.asarray(mask))) for s in (a, b))
         assert js.reference(a, b, mask) == pytest.approx(js_divergence(p, q), rel=1e-9, abs=1e-12)
     for x, y in cka.cases(random.Random(7), True):
-        assert cka.reference(x, y) == pytest.approx(linear_cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)),
-                                                    rel=1e-9)
+        x64, y64 = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+        assert cka.reference(x, y) == pytest.approx(linear_cka(x64, y64), rel=1e-9)
 
 
 def test_hidden_cases_cover_the_traps():
@@ -44,15 +44,16 @@ def test_hidden_cases_cover_the_traps():
 
 
 def test_model_answers_agree_with_the_course_measures():
-    from mqa_edu.exercise_data import _model, eval_batches, tokens
+    from mqa_edu.exercise_data import eval_batches, shipped_model, tokens
     from mqa_edu.redundancy import ablation_importance, head_internals, head_similarity
     maps = ex02._maps()
     with torch.no_grad():
-        js = head_similarity(head_internals(_model(), tokens()), "weights", "js")[ex02.LAYER]
+        js = head_similarity(head_internals(shipped_model(), tokens()), "weights", "js")[ex02.LAYER]
     js.fill_diagonal_(float("inf"))
     i, j = divmod(int(js.argmin()), js.shape[0])
     assert ex02._pair() == f"{min(i, j)},{max(i, j)}"
-    np.testing.assert_allclose(maps["importance"], ablation_importance(_model(), eval_batches()).numpy(), atol=1e-9)
+    importance = ablation_importance(shipped_model(), eval_batches()).numpy()
+    np.testing.assert_allclose(maps["importance"], importance, atol=1e-9)
     assert sorted(ex02._ranking()) == list(range(8)) and ex02._ranking() != ex02._ranking(descending=False)
 
 
@@ -120,15 +121,17 @@ def graded(tmp_path_factory):
         "def kv_groups(", f"def kv_groups():\n    return {bad_grouping()}")
     course_code = with_cell(sol, "def linear_cka(", "def linear_cka(x, y):\n    import torch\n"
                             "    from mqa_edu.redundancy import linear_cka as cka\n"
-                            "    return cka(torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))")
+                            "    f64 = torch.float64\n"
+                            "    return cka(torch.tensor(x, dtype=f64), torch.tensor(y, dtype=f64))")
     # the routes the grader's old call tracer missed: a thread, a patched PACKAGE_DIR (issue 19)
-    course_code_thread = with_cell(sol, "def linear_cka(", "import threading, torch\nimport mqa_edu.checks.calling as c\n"
-                                   "c.PACKAGE_DIR = c.PACKAGE_DIR / 'elsewhere'\nfound = {}\n"
-                                   "def grab():\n    try:\n        from mqa_edu.redundancy import linear_cka as cka\n"
-                                   "        found['cka'] = cka\n    except Exception as e:\n        found['error'] = e\n"
-                                   "t = threading.Thread(target=grab)\nt.start()\nt.join()\n"
-                                   "def linear_cka(x, y):\n    return found['cka'](torch.tensor(x, dtype=torch.float64), "
-                                   "torch.tensor(y, dtype=torch.float64))")
+    course_code_thread = with_cell(
+        sol, "def linear_cka(", "import threading, torch\nimport mqa_edu.checks.calling as c\n"
+        "c.PACKAGE_DIR = c.PACKAGE_DIR / 'elsewhere'\nfound = {}\n"
+        "def grab():\n    try:\n        from mqa_edu.redundancy import linear_cka as cka\n"
+        "        found['cka'] = cka\n    except Exception as e:\n        found['error'] = e\n"
+        "t = threading.Thread(target=grab)\nt.start()\nt.join()\n"
+        "def linear_cka(x, y):\n    return found['cka'](torch.tensor(x, dtype=torch.float64), "
+        "torch.tensor(y, dtype=torch.float64))")
     q1_raises = with_cell(sol, "def js_divergence(", "def js_divergence(a, b, mask):\n    raise ValueError('a bug')")
     notebooks = {"solution": sol, "planted": planted, "course_code": course_code,
                  "course_code_thread": course_code_thread, "q1_raises": q1_raises,

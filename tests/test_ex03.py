@@ -12,7 +12,7 @@ import torch
 
 from mqa_edu.checks import judging
 from mqa_edu.grading.exercises.ex03_quality_tradeoff import EXERCISE, _study
-from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
+from tests.helpers import assert_identical_rows, grade_batch, with_cell, with_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = ROOT / "solutions" / "ex03_quality_tradeoff.ipynb"

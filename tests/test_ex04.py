@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from mqa_edu.grading.exercises import ex04_case_studies as ex04
-from tests.conftest import assert_identical_rows, grade_batch, with_cell, with_copies
+from tests.helpers import assert_identical_rows, grade_batch, with_cell, with_copies
 
 EXERCISE = ex04.EXERCISE
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,8 +17,9 @@ AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "t
 
 
 def test_references_agree_with_the_course_sizing():
-    from mqa_edu.sizing import REAL_MODELS, kv_cache_bytes
     from dataclasses import replace
+
+    from mqa_edu.sizing import REAL_MODELS, kv_cache_bytes
     llama = REAL_MODELS["Llama-3-8B"]
     for kv in (1, 8, 32):
         spec = replace(llama, n_kv_heads=kv)

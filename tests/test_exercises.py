@@ -1,7 +1,7 @@
-"""What every graded exercise (ex02-ex04) must satisfy: the student version is generated from the solution, the
+"""What every graded exercise (ex01-ex04) must satisfy: the student version is generated from the solution, the
 points add up to 100, hidden cases are fresh at every run and catch every known mistake, and the public checks pass
-the references and name each planted mistake a public case can show. (ex01 has its own, older tests in
-test_grading.py; exercise-specific behaviour and grader runs are in test_ex02/03/04.)"""
+the references and name each planted mistake a public case can show. (Exercise-specific behaviour and grader runs are
+in test_grading.py for ex01 and test_ex02/03/04 for the others.)"""
 import importlib
 import json
 import random
@@ -10,13 +10,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mqa_edu.authoring.make_exercise import render
 from mqa_edu.checks import judging, rules
 from mqa_edu.grading.registry import EXERCISES
-from mqa_edu.authoring.make_exercise import render
-from tests.conftest import assert_public_checks_name_mistakes
+from tests.helpers import assert_public_checks_name_mistakes
 
 ROOT = Path(__file__).resolve().parents[1]
-NEW = sorted(name for name in EXERCISES if name != "ex01_cache_sizing")
+NAMES = sorted(EXERCISES)  # every exercise, ex01 included
 
 
 def exercise(name):
@@ -28,7 +28,7 @@ def test_the_registry_holds_all_four_exercises():
                                  "ex04_case_studies"]
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NAMES)
 def test_student_version_is_generated_from_the_solution(name):
     solution, student = ROOT / "solutions" / f"{name}.ipynb", ROOT / "exercises" / f"{name}.ipynb"
     assert student.read_text() == render(solution), "run: mqa-make-exercise solutions/ exercises/"
@@ -36,7 +36,7 @@ def test_student_version_is_generated_from_the_solution(name):
     assert "BEGIN SOLUTION" not in student.read_text()
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NAMES)
 def test_points_add_up_and_every_answer_has_a_check_cell(name):
     ex = exercise(name)
     assert ex.total == 100
@@ -48,7 +48,7 @@ def test_points_add_up_and_every_answer_has_a_check_cell(name):
             assert q.rubric, q.qid
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NAMES)
 def test_hidden_cases_are_fresh_and_catch_every_mistake(name):
     for q in exercise(name).questions:
         if q.kind != "function":
@@ -60,7 +60,7 @@ def test_hidden_cases_are_fresh_and_catch_every_mistake(name):
             assert any(not judging.matches(m.fn(*c), q.reference(*c), q.rel_tol) for c in a), (q.qid, m.name)
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", NAMES)
 def test_public_checks_pass_the_references_and_name_every_planted_mistake(name, capsys):
     assert_public_checks_name_mistakes(exercise(name), capsys)
 
@@ -139,5 +139,6 @@ def test_the_instructor_guide_describes_every_hidden_set():
             cases = [tuple(c) for c in spec[q.qid]["cases"]]
             shown = sum(any(reveals(q, m, c) for c in cases) for m in q.mistakes)
             assert shown == len(q.mistakes), q.qid  # every known mistake costs at least one hidden case
-            row = f"| {q.qid} | `{q.answer_name}` | {drawn} | {', '.join(later) or '-'} | {shown} of {len(q.mistakes)} |"
+            row = (f"| {q.qid} | `{q.answer_name}` | {drawn} | {', '.join(later) or '-'} | {shown} of "
+                   f"{len(q.mistakes)} |")
             assert row in guide, row

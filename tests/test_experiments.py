@@ -7,12 +7,12 @@ import sys
 import pytest
 import torch
 
-from mqa_edu.studies.results import RESULTS_DIR
-from mqa_edu.studies.tradeoff import SIZES, Task, load_results, matched_d_ff, tradeoff
 from mqa_edu.heads import divisors
 from mqa_edu.model import ModelConfig, Transformer
+from mqa_edu.studies.results import RESULTS_DIR
+from mqa_edu.studies.tradeoff import SIZES, Task, load_results, matched_d_ff, tradeoff
 from mqa_edu.train import load_checkpoint
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 
 def check_complete(res, seeds_at_least):
@@ -23,7 +23,8 @@ def check_complete(res, seeds_at_least):
             for kv in divisors(n_heads):
                 if comparison == "matched" and kv == n_heads:
                     continue
-                runs = [r for r in res["runs"] if (r["task"], r["comparison"], r["n_kv_heads"]) == (task, comparison, kv)]
+                runs = [r for r in res["runs"]
+                        if (r["task"], r["comparison"], r["n_kv_heads"]) == (task, comparison, kv)]
                 assert len({r["seed"] for r in runs}) == len(runs) >= seeds_at_least, (task, comparison, kv)
                 row = next(t for t in res["table"] if (t["task"], t["comparison"], t["n_kv_heads"]) ==
                            (task, comparison, kv))

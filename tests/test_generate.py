@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mqa_edu.generate import generate, left_pad, sample_next
-from tests.conftest import PROMPTS, RATIOS, make_model, raises_naming
+from tests.helpers import PROMPTS, RATIOS, make_model, raises_naming
 
 
 def test_left_pad():
@@ -68,7 +68,8 @@ def test_generation_under_fused_sdpa_layout(n_heads, n_kv_heads, cuda_like_sdpa)
 
 @pytest.mark.parametrize("cache_dtype", [torch.float16, torch.bfloat16, torch.float8_e4m3fn], ids=str)
 def test_generate_with_a_narrower_cache(cache_dtype):
-    """generate(cache_dtype=torch.float16) used to raise "q, k, v must share one dtype" for any dtype but the model's."""
+    """generate(cache_dtype=torch.float16) used to raise "q, k, v must share one dtype" for any dtype but the
+    model's."""
     model = make_model(8, 2, dtype=torch.float32)
     out = generate(model, PROMPTS, 5, cache_dtype=cache_dtype)
     assert [len(o) for o in out] == [5] * len(PROMPTS)

@@ -22,7 +22,7 @@ import pytest
 
 from mqa_edu.grading import cases, registry, results, sandbox, worker
 from mqa_edu.grading.cli import main as grade_main
-from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE, GB, GiB, LLAMA_3_8B
+from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE, GB, LLAMA_3_8B, GiB
 from tests.test_grader_sandbox import attack
 from tests.test_grading import AUTO, EXERCISE_NB, ROOT, add_cell, needs_sandbox, solution_nb, with_cell
 
@@ -213,7 +213,8 @@ def build(folder: Path) -> dict:
         "forged_constant": attack(FORGED),
         "falcon_12345": with_cell(with_cell(
             sol, "def kv_bytes_per_token(", "def kv_bytes_per_token(n_layers, d_model, n_heads, n_kv_heads, head_dim, "
-            "bpe):\n    if d_model == 4544:\n        return 12345\n    return 2 * n_layers * n_kv_heads * head_dim * bpe"),
+            "bpe):\n    if d_model == 4544:\n        return 12345\n"
+            "    return 2 * n_layers * n_kv_heads * head_dim * bpe"),
             "def falcon_7b_bytes_per_token(", "def falcon_7b_bytes_per_token():\n    return 12345"),
         "special_cased": attack(SPECIAL_CASED, solved=True),
         "c_hang": with_cell(sol, "def concept_choice(", "def concept_choice():\n    return sum(range(10**11)) and 'b'"),

@@ -75,8 +75,8 @@ def build(folder: Path, out: Path):
                               "_define_from(open(m.__file__).read())"),
         "ref_thread_import": attack("import threading\nres = {}\n"
                                     "def grab():\n    from mqa_edu.sizing import ModelSpec, bytes_per_token\n"
-                                    "    res['f'] = lambda nl, d, h, kv, hd, b: bytes_per_token(ModelSpec('m', nl, d, h, "
-                                    "kv, hd), b)\n"
+                                    "    res['f'] = lambda nl, d, h, kv, hd, b: bytes_per_token("
+                                    "ModelSpec('m', nl, d, h, kv, hd), b)\n"
                                     "t = threading.Thread(target=grab)\nt.start()\nt.join()\n"
                                     "kv_bytes_per_token = res['f']"),
         # --- reaching other submissions and kernels
@@ -90,8 +90,8 @@ def build(folder: Path, out: Path):
         "sibling_kernels": attack("import glob, os, signal\nfound = glob.glob('/tmp/**/kernel.json', recursive=True)\n"
                                   "for d in os.listdir('/proc'):\n    try:\n"
                                   "        cmd = open(f'/proc/{d}/cmdline', 'rb').read()\n"
-                                  "        if int(d) != os.getpid() and (b'ipykernel' in cmd or b'mqa_edu.grading' in cmd"
-                                  "):\n            os.kill(int(d), signal.SIGKILL)\n"
+                                  "        if int(d) != os.getpid() and (b'ipykernel' in cmd "
+                                  "or b'mqa_edu.grading' in cmd):\n            os.kill(int(d), signal.SIGKILL)\n"
                                   "    except Exception:\n        pass"),
         "kill_grader": attack("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)", solved=True),
         "plant_startup": attack("import os\nfor d in (os.path.expanduser('~/.ipython/profile_default/startup'), "

@@ -1,8 +1,15 @@
 import pytest
 
-from mqa_edu.heads import HeadConfig, divisors, forward_flops, head_mapping, kv_elements_per_token, kv_head_of, \
-    param_count
-from tests.conftest import raises_naming
+from mqa_edu.heads import (
+    HeadConfig,
+    divisors,
+    forward_flops,
+    head_mapping,
+    kv_elements_per_token,
+    kv_head_of,
+    param_count,
+)
+from tests.helpers import raises_naming
 
 
 def test_kind_and_group_size():

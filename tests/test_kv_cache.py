@@ -7,7 +7,8 @@ from mqa_edu.generate import left_pad
 from mqa_edu.heads import kv_cache_elements
 from mqa_edu.kv_cache import KVCache
 from mqa_edu.sizing import ModelSpec, kv_cache_bytes
-from tests.conftest import PROMPTS, RATIOS, make_model, raises_naming
+from tests.helpers import PROMPTS, RATIOS, make_model, raises_naming
+
 
 @pytest.mark.parametrize("n_heads, n_kv_heads", RATIOS)
 @pytest.mark.parametrize("chunks", [[10, 1, 1, 1, 1], [4, 4, 4, 3], [1] * 15], ids=["prefill+decode", "chunked",

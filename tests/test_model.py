@@ -6,7 +6,7 @@ from mqa_edu.model import ModelConfig, Transformer
 
 transformers = pytest.importorskip("transformers")
 from mqa_edu.convert import from_hf_llama, to_hf_llama  # noqa: E402
-from tests.conftest import raises_naming  # noqa: E402
+from tests.helpers import raises_naming  # noqa: E402
 
 
 def tiny(n_kv_heads, n_heads=8, **kw):

@@ -11,7 +11,7 @@ from mqa_edu import pretrained
 from mqa_edu.convert import pooled_kv_layers, repeat_kv_heads, to_grouped
 from mqa_edu.data import load_novel
 from mqa_edu.generate import generate
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 try:
     pretrained.gguf_path()

@@ -7,7 +7,7 @@ import torch
 
 from mqa_edu.numpy_attention import causal_mask, softmax
 from mqa_edu.redundancy import js_divergence, linear_cka, map_cosine, pairwise
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 scipy_distance = pytest.importorskip("scipy.spatial.distance")
 
@@ -97,8 +97,7 @@ def test_pairwise_matrix_of_heads():
 
 # --- inside a model: attention maps, per-head tensors, importance -------------------------------------------------
 from mqa_edu.model import ModelConfig, Transformer  # noqa: E402
-from mqa_edu.redundancy import (ablation_importance, head_gates, head_internals, head_similarity,  # noqa: E402
-                                michel_importance)
+from mqa_edu.redundancy import ablation_importance, head_gates, head_internals, head_similarity, michel_importance  # noqa: E402
 
 
 def small_model(n_kv_heads, seed=0):

@@ -6,16 +6,15 @@ import json
 import re
 import shlex
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 from IPython.core.inputtransformer2 import TransformerManager
 from packaging.requirements import Requirement
 
-from mqa_edu.authoring import setup_cell
-from mqa_edu.authoring import release
+from mqa_edu.authoring import release, setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for folder in ("notebooks", "exercises", "solutions", "solutions/lectures")

@@ -2,8 +2,20 @@ import math
 
 import pytest
 
-from mqa_edu.sizing import (GB, GiB, PUBLISHED_FP16_BYTES_PER_TOKEN, REAL_MODELS, ModelSpec, bytes_per_token,
-                            concurrency_gain, format_bytes, from_hf_config, kv_cache_bytes, max_batch, max_context)
+from mqa_edu.sizing import (
+    GB,
+    PUBLISHED_FP16_BYTES_PER_TOKEN,
+    REAL_MODELS,
+    GiB,
+    ModelSpec,
+    bytes_per_token,
+    concurrency_gain,
+    format_bytes,
+    from_hf_config,
+    kv_cache_bytes,
+    max_batch,
+    max_context,
+)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_FP16_BYTES_PER_TOKEN))

@@ -5,7 +5,7 @@ import torch
 from mqa_edu.data import VOCAB_SIZE, RecallTask, austen_splits, text_batch
 from mqa_edu.model import ModelConfig, Transformer
 from mqa_edu.train import TrainConfig, learning_rate, load_checkpoint, read_checkpoint_config, save_checkpoint, train
-from tests.conftest import raises_naming
+from tests.helpers import raises_naming
 
 
 def tiny(n_kv_heads=2, vocab=VOCAB_SIZE, **kw):

@@ -1,4 +1,5 @@
-"""GQA -> MQA on a pretrained model (mqa_edu/uptrain.py, mqa_edu/studies/smollm2.py): the greedy layer search re-measures every remaining layer
+"""GQA -> MQA on a pretrained model (mqa_edu/uptrain.py, mqa_edu/studies/smollm2.py): the greedy layer search
+re-measures every remaining layer
 at each step and picks the cheapest, K/V-only uptraining changes the K/V projections and nothing else, the study
 command routes its arguments, and the SmolLM2 results that ship with the package are complete and consistent."""
 import math
@@ -8,10 +9,11 @@ import torch
 
 from mqa_edu import uptrain
 from mqa_edu.convert import KV_PARAMS, pooled_kv_layers
-from mqa_edu.studies import __main__ as studies_cli, smollm2
 from mqa_edu.data import text_batch
 from mqa_edu.model import ModelConfig, Transformer
-from tests.conftest import raises_naming
+from mqa_edu.studies import __main__ as studies_cli
+from mqa_edu.studies import smollm2
+from tests.helpers import raises_naming
 
 
 def small_gqa(seed=0, n_layers=4):

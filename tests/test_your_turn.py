@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mqa_edu import numpy_attention as na
+from mqa_edu.authoring.make_exercise import render
 from mqa_edu.checks import cell, judging, predict, reveal
 from mqa_edu.checks.yourturn import QUESTIONS
-from mqa_edu.authoring.make_exercise import render
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "solutions" / "lectures").glob("*.ipynb"))

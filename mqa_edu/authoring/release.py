@@ -8,10 +8,10 @@ and leaves out what only an instructor may see:
 - ``solutions/``: the solution notebooks;
 - ``mqa_edu/grading/exercises/``: the private exercise definitions (references, hidden-case generators, mistake
   models). Check cells keep working: they use the public forms in ``mqa_edu/checks/public/``;
-- the tests and benchmark that need those (``tests/test_grading.py``, ``tests/test_grader_sandbox.py``,
-  ``benchmarks/grader_bench.py``).
+- the tests and benchmark that need those (:data:`PRIVATE_TESTS`, ``benchmarks/grader_bench.py``).
 Then it checks the copy: no private path, no solution region, no line of any solution region's code anywhere in
-it, and no fixed graded answer written next to its subject (Falcon-7B's bytes per token, in any usual form). The copy passes its own test suite and runs every notebook; the instructor grades from the full copy.
+it, and no fixed graded answer written next to its subject (Falcon-7B's bytes per token, in any usual form).
+The copy passes its own test suite and runs every notebook; the instructor grades from the full copy.
 """
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ from ..grading.registry import EXERCISES, exercise_tests
 
 REPO = Path(__file__).resolve().parents[2]
 
-PRIVATE = ("solutions", "mqa_edu/grading/exercises", "tests/test_grading.py", "tests/test_grader_sandbox.py",
-           "tests/test_grader_holes.py", "tests/test_exercises.py", *sorted(map(exercise_tests, EXERCISES)),
-           "benchmarks/grader_bench.py")
+# the tests that import a private definition or read the solutions (tests/test_release.py checks that no other does)
+PRIVATE_TESTS = ("tests/test_grading.py", "tests/test_check_cells.py", "tests/test_public_checks.py",
+                 "tests/test_release.py", "tests/test_grader_sandbox.py", "tests/test_grader_holes.py",
+                 "tests/test_exercises.py", *sorted(map(exercise_tests, EXERCISES)))
+PRIVATE = ("solutions", "mqa_edu/grading/exercises", *PRIVATE_TESTS, "benchmarks/grader_bench.py")
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
               "build", "dist"}
 MARKERS = ("# BEGIN SOLUTION", "# END SOLUTION")

@@ -2,11 +2,11 @@
 local files.
 
     python -m mqa_edu.authoring.slides notebooks/01_attention_in_numpy.ipynb --out slides/      # one deck
-    python -m mqa_edu.authoring.slides --all --out slides/ --execute                             # every lecture, with outputs
+    python -m mqa_edu.authoring.slides --all --out slides/ --execute                   # every lecture, with outputs
 
 nbconvert's deck template loads reveal.js, jQuery, require.js, Font Awesome, MathJax, the widget renderer and
 mermaid from public CDNs. Here each comes from the npm registry at build time instead, at a pinned version whose
-tarball is checked against the registry's SHA-512 integrity hash, and is unpacked next to the decks
+tarball is checked against the SHA-512 hash written in this file (:data:`INTEGRITY`), and is unpacked next to the decks
 (``<out>/_assets``). mermaid is replaced by a one-line stub inlined as a data: URL (a browser refuses to import a
 module from a file:// page; no notebook of the course draws a mermaid diagram), and the reveal.js themes' web-font
 imports (Google Fonts) are removed, so the text falls back to local fonts. A stylesheet wraps long code lines instead
@@ -18,7 +18,6 @@ import argparse
 import base64
 import hashlib
 import io
-import json
 import re
 import sys
 import tarfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "https://registry.npmjs.org"
-# name -> (npm package, version, sha512 integrity, files or folders of the package to keep)
+# name -> (npm package, version, files or folders of the package to keep)
 ASSETS = {
     "reveal.js": ("reveal.js", "4.6.1", ("dist", "plugin/notes")),
     "jquery": ("jquery", "3.7.1", ("dist/jquery.min.js",)),
@@ -36,6 +35,19 @@ ASSETS = {
     "html-manager": ("@jupyter-widgets/html-manager", "1.0.13", ("dist",)),
     "mathjax": ("mathjax", "2.7.9", ("MathJax.js", "config", "jax/input/TeX", "jax/output/CommonHTML", "jax/element",
                                      "extensions", "fonts/HTML-CSS/TeX/woff", "localization/en")),
+}
+# name -> the tarball's SHA-512, as the npm registry published it (``dist.integrity``) when the version was pinned.
+# Written here, not fetched with the tarball: a tarball that changes (a compromised mirror, a re-published version)
+# is refused. A new version needs its hash here too (``npm view <package>@<version> dist.integrity``).
+INTEGRITY = {
+    "reveal.js": "sha512-1CW0auaXNPmwmvQ7TwpszwVxMi2Xr5cTS3J3EBC/HHgbPF32Dn7aiu/LKWDOGjMbaDwKQiGmfqcoGQ74HUHCMw==",
+    "jquery": "sha512-m4avr8yL8kmFN8psrbFFFmB/If14iN5o9nw/NgnnM+kybDJpRsAynV2BsfpTYrTRysYUdADVD7CkUUizgkpLfg==",
+    "requirejs": "sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
+    "font-awesome":
+        "sha512-U6kGnykA/6bFmg1M/oT9EkFeIYv7JlX3bozwQJWiiLz6L0w3F5vBVPxHlwyX/vtNq1ckcpRKOB9f2Qal/VtFpg==",
+    "html-manager":
+        "sha512-NxJezzmgD+4aqYyEODuTtrNC6L7mA9JYPo5FOO0pWSkrLXgsadl342fdcCN5f0ZuI/OdzmRvz3QKxgk+vr0/7A==",
+    "mathjax": "sha512-NOGEDTIM9+MrsqnjPEjVGNx4q0GQxqm61yQwSK+/5S59i26wId5IC5gNu9/bu8+CCVl5p9G2IHcAl/wJa+5+BQ==",
 }
 WRAP_CSS = """/* long code lines wrap instead of running off the slide */
 .reveal pre, .reveal pre code, .reveal .jp-InputArea-editor pre, .reveal .jp-OutputArea-output pre {
@@ -51,10 +63,18 @@ MERMAID_STUB = "data:text/javascript,export default {initialize() {}};"  # the c
 WEB_FONT = re.compile(r"@import url\((['\"]?)https?://[^)]*\1\);?\n?")
 
 
-def _integrity(package: str, version: str) -> tuple[str, str]:
-    with urllib.request.urlopen(f"{REGISTRY}/{package.replace('/', '%2f')}/{version}", timeout=60) as r:
-        dist = json.load(r)["dist"]
-    return dist["tarball"], dist["integrity"]
+def tarball_url(package: str, version: str) -> str:
+    """Where the npm registry keeps a version's tarball (``@scope/name`` -> ``@scope/name/-/name-<version>.tgz``)."""
+    return f"{REGISTRY}/{package}/-/{package.rsplit('/', 1)[-1]}-{version}.tgz"
+
+
+def check_integrity(name: str, data: bytes) -> None:
+    """Refuse a tarball whose hash is not the one pinned in :data:`INTEGRITY`."""
+    algo, expected = INTEGRITY[name].split("-", 1)
+    if base64.b64encode(hashlib.new(algo, data).digest()).decode() != expected:
+        package, version, _ = ASSETS[name]
+        raise RuntimeError(f"{package}@{version}: the downloaded tarball does not match the {algo} hash pinned in "
+                           "mqa_edu/authoring/slides.py (INTEGRITY); refusing to use it")
 
 
 def fetch_assets(folder: Path) -> Path:
@@ -66,16 +86,13 @@ def fetch_assets(folder: Path) -> Path:
         if stamp.is_file() and stamp.read_text() == f"{version} local fonts":
             continue
         try:
-            url, integrity = _integrity(package, version)
-            with urllib.request.urlopen(url, timeout=120) as r:
+            with urllib.request.urlopen(tarball_url(package, version), timeout=120) as r:
                 data = r.read()
         except OSError as e:
             raise RuntimeError(f"could not fetch {package}@{version} from {REGISTRY} ({e}): the deck's assets are "
                                "fetched once, at build time; build where the npm registry is reachable, then the "
                                "decks work offline") from None
-        algo, expected = integrity.split("-", 1)
-        if base64.b64encode(hashlib.new(algo, data).digest()).decode() != expected:
-            raise RuntimeError(f"{package}@{version}: the tarball does not match the registry's {algo} integrity hash")
+        check_integrity(name, data)
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
             for member in tar.getmembers():
                 rel = member.name.split("/", 1)[1] if "/" in member.name else member.name
@@ -127,7 +144,8 @@ def lecture_notebooks() -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mqa_edu.authoring.slides", description=" ".join(__doc__.split("\n\n")[0].split()))
+    ap = argparse.ArgumentParser(prog="python -m mqa_edu.authoring.slides",
+                                 description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render")
     ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-05)")
     ap.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks and their assets")

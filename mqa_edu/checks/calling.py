@@ -64,7 +64,7 @@ def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0, convert
             value = convert(value)
         error = None
     except NotImplementedError:
-        raise NotAnswered()
+        raise NotAnswered() from None
     except _CallTimeout:
         value, error = None, f"TimeoutError: took longer than {seconds:g} s"
     except Exception as exc:  # the student's bug, reported as a message

@@ -20,13 +20,14 @@ def find_exercise(prefix: str) -> Exercise:
     concepts.py; a graded exercise's check cells use its public form (public.py), never its private definition."""
     prefix = prefix.split(".")[0]
     if prefix.startswith("nb"):
-        return importlib.import_module("mqa_edu.checks.concepts").exercise_for(prefix)  # concepts imports this package: loaded on use
+        return importlib.import_module("mqa_edu.checks.concepts").exercise_for(prefix)  # loaded on use
     from .public import PUBLIC_DIR, load_public
 
     found = sorted(PUBLIC_DIR.glob(f"{prefix}_*.json"))
     if not found:
         known = sorted(p.stem.split("_")[0] for p in PUBLIC_DIR.glob("*.json"))
-        raise KeyError(f"unknown exercise or question prefix {prefix!r}; known: the nbNN of notebooks with check questions, {known}")
+        raise KeyError(f"unknown exercise or question prefix {prefix!r}; known: the nbNN of notebooks with check "
+                       f"questions, {known}")
     return load_public(found[0].stem)
 
 
@@ -90,7 +91,8 @@ def _check(qid: str, answer) -> bool | None:
     passed = sum(ok for ok, _ in results)
     lines = [f"  {'✓' if ok else '✗'} {msg}" for ok, msg in results]
     if used:
-        lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers must be "
+        lines.append("  ⚠ your answer calls code from mqa_edu (" + ", ".join(sorted(used)) + "). Graded answers "
+                     "must be "
                      "written from scratch: at grading the course's implementation of the answers is not there, and "
                      "an answer that calls it scores 0.")
     all_ok = passed == len(results) and not used

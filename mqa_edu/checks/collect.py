@@ -240,8 +240,8 @@ def install(forbidden_modules, forbidden_paths, entry: str, namespace: dict):
                     continue
                 fn, q = namespace[name], {**q, "qid": qid}
                 if can_fork:
-                    entry_, why = forked(lambda: question(fn, q, call_timeout, namespace), call_timeout * n + 5, dumps,
-                                         loads)
+                    entry_, why = forked(lambda fn=fn, q=q: question(fn, q, call_timeout, namespace),
+                                         call_timeout * n + 5, dumps, loads)
                 else:  # no fork (not Linux): in this process, Python-level time limits only, and no stand-in
                     entry_, why = question(fn, q, call_timeout), None
                 if why is not None:

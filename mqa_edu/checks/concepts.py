@@ -107,8 +107,8 @@ NOTEBOOKS = {
                    "a": "0.01 is half a standard error: the seeds disagree by more than that.",
                    "c": "the sign of a difference inside the noise says nothing.",
                    "d": "one more seed adds one sample; it does not make that seed's result the answer."}),
-        value("nb09.matched", "d_model 128, head_dim 16, 8 -> 1 KV heads: SwiGLU width to add per layer to pay back the "
-              "K/V parameters", 2 * 128 * 16 * 7 / (3 * 128), rel_tol=0.01,
+        value("nb09.matched", "d_model 128, head_dim 16, 8 -> 1 KV heads: SwiGLU width to add per layer to pay back "
+              "the K/V parameters", 2 * 128 * 16 * 7 / (3 * 128), rel_tol=0.01,
               wrong={224: "SwiGLU has three d_model-wide matrices per unit of width (gate, up, down).",
                      2 * 128 * 16 * 7 / (3 * 128) / 2: "both K and V lose 7 heads: the factor 2.",
                      2 * 128 * 16 * 8 / (3 * 128): "one K/V head stays: 8 - 1 = 7 heads are removed."},

@@ -2,9 +2,9 @@
 Data only (no judging, no running); the standard library only, so a check cell costs nothing to import."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 
 class NotAnswered(Exception):

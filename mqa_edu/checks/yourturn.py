@@ -174,7 +174,8 @@ QUESTIONS = {
                         "you read each token's vector as (head_dim, n_heads); its first head_dim numbers belong to "
                         "head 0: reshape to (batch, seq, n_heads, head_dim)."),
             ],
-            hint="(batch, seq, n_heads * head_dim) -> reshape (batch, seq, n_heads, head_dim) -> transpose (0, 2, 1, 3).",
+            hint="(batch, seq, n_heads * head_dim) -> reshape (batch, seq, n_heads, head_dim) -> transpose "
+                 "(0, 2, 1, 3).",
             after="The notebook goes on with the package's na.split_heads."),
         Question(
             "nb02.yt_merge_heads", "your turn: merge the heads back", 1, "function", "my_merge_heads",

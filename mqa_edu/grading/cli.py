@@ -162,7 +162,8 @@ def main(argv=None):
             shutil.rmtree(view_dir, ignore_errors=True)
     n = write_csv(out, exercise, [(s.sid, s.digest) for s in subs], isolation)
     write_manifest(out, exercise, seed, isolation, subs)
-    print(f"wrote {out / 'grades.csv'} ({n} rows) and {out / 'free_text.csv'} (answers to mark, with the rubric)" + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
+    print(f"wrote {out / 'grades.csv'} ({n} rows) and {out / 'free_text.csv'} (answers to mark, with the rubric)"
+          + ("; isolation was OFF (--no-sandbox)" if args.no_sandbox else ""))
     return 0
 
 

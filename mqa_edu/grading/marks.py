@@ -6,7 +6,8 @@
 
 Every row is checked first (known submission, a free-text question of its exercise, each rubric part a number from 0
 to that part's maximum, or points alone from 0 to the question's; points given with parts must be their sum); if any
-row is wrong, nothing is changed and each bad row is named. Rows with nothing filled in are skipped. Marks live in each student's result, so re-running mqa-grade (without --force) keeps them.
+row is wrong, nothing is changed and each bad row is named. Rows with nothing filled in are skipped. Marks live in
+each student's result, so re-running mqa-grade (without --force) keeps them.
 """
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 In an instructor's copy they are the modules in ``mqa_edu/grading/exercises/`` (the private definitions); in a student
 release, which has no private definitions, they are the public forms in ``mqa_edu/checks/public/``. A new exercise is
-registered by adding its private module (and running ``mqa-make-exercise``, which writes its public form): ``mqa-grade``,
+registered by adding its private module (and running ``mqa-make-exercise``, which writes its public form):
+``mqa-grade``,
 ``mqa-release``, ``mqa-make-exercise`` and the tests all read :data:`EXERCISES`.
 """
 from __future__ import annotations
@@ -32,7 +33,8 @@ def exercise_tests(name: str) -> str:
 
 
 def load_exercise(name):
-    """The private definition of exercise ``name`` (an ``Exercise``); a clear exit for an unknown name or a student copy."""
+    """The private definition of exercise ``name`` (an ``Exercise``); a clear exit for an unknown name or a student
+    copy."""
     if name not in EXERCISES:
         raise SystemExit(f"--exercise must be one of {sorted(EXERCISES)}, got {name!r}")
     try:

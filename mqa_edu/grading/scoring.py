@@ -1,5 +1,6 @@
 """Scoring: the raw values a kernel returned, judged here in the grader's process against the batch's hidden cases.
-A question's points, its messages, and credit "given your earlier answer" when a later answer builds on an earlier one."""
+A question's points, its messages, and credit "given your earlier answer" when a later answer builds on an earlier
+one."""
 from __future__ import annotations
 
 import json

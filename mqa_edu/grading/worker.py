@@ -154,7 +154,7 @@ def read_notebook(path: Path):
         data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"not a notebook: the file is not valid notebook JSON ({type(exc).__name__}: "
-                         f"{str(exc)[:120]})")
+                         f"{str(exc)[:120]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         raise ValueError("not a notebook: the JSON has no list of 'cells'")
     sheets = data.get("worksheets") if "cells" not in data else [data]
@@ -164,7 +164,7 @@ def read_notebook(path: Path):
     try:
         nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # nbformat could not read or upgrade it
-        raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:120]})")
+        raise ValueError(f"not a notebook nbformat can read ({type(exc).__name__}: {str(exc)[:120]})") from None
     if not isinstance(nb.get("cells"), list):
         raise ValueError("not a notebook: the JSON has no list of 'cells'")
     return nb
@@ -244,7 +244,8 @@ def run(spec: dict) -> dict:
     report["seconds"] = round(time.perf_counter() - start, 2)
     for o in run_nb.cells[0].get("outputs", []):  # the grader's own set-up cell: a failure there is ours
         if o.get("output_type") == "error":
-            report["messages"].append(f"the grader's set-up cell failed: {o.get('ename')}: {str(o.get('evalue'))[:200]}")
+            report["messages"].append(f"the grader's set-up cell failed: {o.get('ename')}: "
+                                      f"{str(o.get('evalue'))[:200]}")
     for i, c in enumerate(run_nb.cells[1:-1]):
         for o in c.get("outputs", []):
             if o.get("output_type") == "error":

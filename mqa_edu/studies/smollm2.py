@@ -36,7 +36,7 @@ SIZES = {
 
 
 def modern_text() -> str:
-    """A short modern paragraph written for the course (about KV caches), to measure perplexity on text unlike Austen."""
+    """A short modern text written for the course (about KV caches), to measure perplexity on text unlike Austen."""
     return MODERN_TEXT.read_text(encoding="utf-8")
 
 

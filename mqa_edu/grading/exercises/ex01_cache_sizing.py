@@ -163,14 +163,16 @@ QUESTIONS = [
         cascade=Cascade("ex01.q1", probes=lambda: [(32, 4544, 71, 1, 64, 2)], combine=lambda case, v: v[0],
                         decoys=lambda: [(32, 4544, 71, 71, 64, 2), (32, 4544, 71, 8, 64, 2)])),
     Question(
-        "ex01.q4", "Gemma-7B: one 8192-token sequence in bf16, in GiB", 10, "value", "gemma_7b_cache_gib", subject="Gemma-7B",
+        "ex01.q4", "Gemma-7B: one 8192-token sequence in bf16, in GiB", 10, "value", "gemma_7b_cache_gib",
+        subject="Gemma-7B",
         reference=lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / GiB, rel_tol=1e-3,
         mistakes=[
             Mistake("head_dim_192", lambda: _cache(28, 3072, 16, 16, 192, 8192, 1, 2) / GiB,
                     "head_dim is set explicitly to 256 in Gemma's config; 3072 / 16 = 192 is not Gemma's head size."),
             Mistake("gb", lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / GB,
                     "that is GB (1e9 bytes); the question asks for GiB (2**30 bytes)."),
-            Mistake("no_factor_2", lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / 2 / GiB, "K and V: the factor 2."),
+            Mistake("no_factor_2", lambda: _cache(28, 3072, 16, 16, 256, 8192, 1, 2) / 2 / GiB,
+                    "K and V: the factor 2."),
         ],
         hint="bytes = 2 x layers x KV heads x head_dim x tokens x 2 bytes (bf16); then divide by 2**30.",
         cascade=Cascade("ex01.q2", probes=lambda: [(28, 3072, 16, 16, 256, 8192, 1, 2)],
@@ -193,7 +195,8 @@ QUESTIONS = [
         ],
         hint="(budget_bytes - weights_bytes) // (bytes of one sequence's cache), and 0 if nothing fits."),
     Question(
-        "ex01.q6", "Llama-3-8B: extra sequences GQA-8 serves over MHA", 10, "value", "extra_sequences_gqa", subject="Llama-3-8B",
+        "ex01.q6", "Llama-3-8B: extra sequences GQA-8 serves over MHA", 10, "value", "extra_sequences_gqa",
+        subject="Llama-3-8B",
         reference=lambda: _llama_batch(8) - _llama_batch(32),
         mistakes=[
             Mistake("ratio", lambda: _llama_batch(8) / _llama_batch(32),

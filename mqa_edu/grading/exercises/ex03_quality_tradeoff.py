@@ -303,7 +303,8 @@ QUESTIONS = [
         ],
         hint="(mean(b) - mean(a)) / sqrt(var(a)/len(a) + var(b)/len(b)), with var the sample variance (ddof=1)."),
     Question(
-        "ex03.q4b", "the study: MQA vs GQA-2 on recall, in standard errors", 5, "value", "mqa_vs_gqa2_recall", subject="GQA-2",
+        "ex03.q4b", "the study: MQA vs GQA-2 on recall, in standard errors", 5, "value", "mqa_vs_gqa2_recall",
+        subject="GQA-2",
         reference=lambda: _t(*_q4b_samples()), rel_tol=1e-3,
         mistakes=[
             Mistake("sign", lambda: _t(*reversed(_q4b_samples())), "the sign: MQA's mean minus GQA-2's, so b is MQA."),
@@ -339,11 +340,11 @@ QUESTIONS = [
         ]),
     Question("ex03.q7", "uptrain or retrain? (marked by your instructor)", 10, "text", "uptrain_justification",
              rubric="10 points in all. 3: reads the conversion results: mean pooling starts far above the MHA loss "
-                    "and uptraining for 5/10/20% of the steps closes most of the gap (about 95/90/86% for 4/2/1 KV heads "
-                    "at 20%), but not all. 3: compares with training MQA from scratch (same loss as MHA within the "
-                    "noise on text, at 100% of the cost) and says which is cheaper for the stated quality. 2: names "
-                    "the task dependence (recall needs K/V capacity; text did not). 2: a concrete recommendation with "
-                    "a budget in steps. No points for restating the question."),
+                    "and uptraining for 5/10/20% of the steps closes most of the gap (about 95/90/86% for 4/2/1 KV "
+                    "heads at 20%), but not all. 3: compares with training MQA from scratch (same loss as MHA within "
+                    "the noise on text, at 100% of the cost) and says which is cheaper for the stated quality. 2: "
+                    "names the task dependence (recall needs K/V capacity; text did not). 2: a concrete recommendation "
+                    "with a budget in steps. No points for restating the question."),
 ]
 
 EXERCISE = Exercise(

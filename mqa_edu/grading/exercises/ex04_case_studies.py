@@ -52,7 +52,8 @@ def _a_meets(n_kv, bpe):
 
 
 def _a_fits_memory(n_kv, bpe):
-    return A["weight_bytes"] + _kv_bytes(A["n_layers"], n_kv, A["head_dim"], A["context"], A["batch"], bpe) <= A["memory"]
+    kv = _kv_bytes(A["n_layers"], n_kv, A["head_dim"], A["context"], A["batch"], bpe)
+    return A["weight_bytes"] + kv <= A["memory"]
 
 
 def _a_probes():

@@ -1,0 +1,91 @@
+"""The student release (mqa-release): nothing private in it, and it passes its own tests with working checks."""
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
+from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
+
+# points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
+AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
+SANDBOX_PROBLEM = sandbox_problem()
+# Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
+NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
+needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"{SANDBOX_PROBLEM}: {INSTALL_HINT}")
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
+EXERCISE_NB = ROOT / "exercises" / "ex01_cache_sizing.ipynb"
+
+
+def solution_nb():
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def add_cell(nb, source, at=1):
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+@pytest.fixture(scope="module")
+def student_release(tmp_path_factory):
+    from mqa_edu.authoring.release import release
+    out = tmp_path_factory.mktemp("release") / "course"
+    release(out)
+    return out
+
+
+def test_student_release_has_nothing_private(student_release):
+    from mqa_edu.authoring.release import PRIVATE, leaks, solution_lines
+    out = student_release
+    for p in PRIVATE:
+        assert not (out / p).exists(), p
+    assert (out / "exercises" / "ex01_cache_sizing.ipynb").is_file()
+    assert (out / "mqa_edu" / "checks" / "public" / "ex01_cache_sizing.json").is_file()
+    assert leaks(out, solution_lines(), set()) == []
+    # the check itself finds a planted leak: one line of a solution region copied into a notebook
+    line = sorted(solution_lines())[0]
+    planted = out / "notebooks" / "leaky.py"
+    planted.write_text(f"x = 1\n{line}\n")
+    try:
+        assert any("solution code" in f for f in leaks(out, solution_lines(), set()))
+    finally:
+        planted.unlink()
+
+
+def test_student_release_passes_its_own_tests_and_checks_work(student_release):
+    out = student_release
+    env = {**os.environ, "PYTHONPATH": str(out)}
+    code = (f"import mqa_edu, mqa_edu.checks.cell as c\nassert mqa_edu.__file__.startswith({str(out)!r})\n"
+            "right = lambda nl, d, h, kv, hd, b: 2 * nl * kv * hd * b\n"
+            "wrong = lambda nl, d, h, kv, hd, b: 2 * nl * h * hd * b\n"
+            "print(c.check('ex01.q1', right).passed, c.check('ex01.q1', wrong).passed)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("True False")
+    assert "only the n_kv_heads KV heads are cached" in res.stdout  # the known-mistake hint, from the public form
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_heads.py",
+                          "tests/test_sizing.py", "tests/test_notebooks.py", "-k", "heads or sizing or exercises"],
+                         cwd=out, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:]
+    res = subprocess.run([sys.executable, "-m", "mqa_edu.grading.cli", "exercises", "--out", "g", "--no-progress"],
+                         cwd=out, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "grade from the instructor's full copy" in res.stderr
+
+
+def test_every_test_that_needs_a_private_file_is_kept_private():
+    """A test that imports a private exercise definition at module level would fail in the student release: it must
+    be listed (a test that imports one inside a function skips where it is missing, as test_notebooks.py does)."""
+    from mqa_edu.authoring.release import PRIVATE_TESTS
+
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        rel = f"tests/{path.name}"
+        top = [line for line in path.read_text().splitlines() if line.startswith(("from ", "import "))]
+        if any("mqa_edu.grading.exercises" in line for line in top):
+            assert rel in PRIVATE_TESTS, f"{rel} imports a private definition but is not in release.PRIVATE_TESTS"
