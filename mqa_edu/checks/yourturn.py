@@ -36,14 +36,23 @@ def _softmax_whole(scores):
     return e / e.sum()
 
 
+def _softmax_global_max(scores):  # one maximum for the whole array: rows far below it underflow to 0/0
+    s = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(s - s.max())
+        return e / e.sum(axis=-1, keepdims=True)
+
+
 def _mask(n):
     return np.tril(np.ones((n, n), dtype=bool))
 
 
-def _attention(q, k, v, mask):
+def _attention(q, k, v, mask, scale="sqrt_head_dim", fill=-np.inf, axis=-1):
     q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
-    scores = q @ k.T / np.sqrt(q.shape[-1])
-    return _stable_softmax(np.where(mask, scores, -np.inf)) @ v
+    divide = {"sqrt_head_dim": np.sqrt(q.shape[-1]), "head_dim": q.shape[-1], "sqrt_seq": np.sqrt(k.shape[0])}[scale]
+    scores = np.where(mask, q @ k.T / divide, fill)
+    weights = _stable_softmax(scores) if axis == -1 else _softmax_axis0(scores)
+    return weights @ v
 
 
 def _attention_no_scale(q, k, v, mask):
@@ -94,13 +103,22 @@ def _merge_no_transpose(x):
     return x.reshape(b, t, h * d)
 
 
-def _mha(x, w_q, w_k, w_v, w_o, n_heads):
+def _merge_wrong_transpose(x):  # (b, h, t, d) -> (b, t, d, h): each token's numbers come out head-minor
+    x = np.asarray(x, dtype=np.float64)
+    b, h, t, d = x.shape
+    return np.transpose(x, (0, 2, 3, 1)).reshape(b, t, h * d)
+
+
+def _mha(x, w_q, w_k, w_v, w_o, n_heads, causal=True, scale="sqrt_head_dim", w_o_transposed=False):
     x = np.asarray(x, dtype=np.float64)
     q, k, v = (_split(x @ np.asarray(w), n_heads) for w in (w_q, w_k, w_v))
     t = x.shape[1]
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    heads = _stable_softmax(np.where(_mask(t), scores, -np.inf)) @ v
-    return _merge(heads) @ np.asarray(w_o)
+    divide = np.sqrt(q.shape[-1]) if scale == "sqrt_head_dim" else np.sqrt(x.shape[-1])
+    scores = q @ np.swapaxes(k, -1, -2) / divide
+    mask = _mask(t) if causal else np.ones((t, t), dtype=bool)
+    heads = _stable_softmax(np.where(mask, scores, -np.inf)) @ v
+    w_o = np.asarray(w_o)
+    return _merge(heads) @ (w_o.T if w_o_transposed else w_o)
 
 
 def _mha_no_out(x, w_q, w_k, w_v, w_o, n_heads):
@@ -132,6 +150,9 @@ QUESTIONS = {
                 Mistake("axis0", _softmax_axis0, "you normalised down the columns; each ROW (last axis) must sum "
                                                  "to 1."),
                 Mistake("whole", _softmax_whole, "you normalised the whole array at once; normalise each row."),
+                Mistake("global_max", _softmax_global_max,
+                        "you subtracted ONE maximum for the whole array, so a row far below it underflows to 0/0: "
+                        "subtract each row's own maximum (max over the last axis, keepdims=True)."),
             ],
             hint="e = exp(s - max of the row); return e / (sum of e over the row), with keepdims=True.",
             after="The notebook goes on with the package's na.softmax."),
@@ -157,6 +178,16 @@ QUESTIONS = {
                         "you masked after the softmax, so the rows no longer sum to 1: set masked scores to -inf "
                         "BEFORE the softmax."),
                 Mistake("no_mask", _attention_no_mask, "the mask was ignored: future keys got weight."),
+                Mistake("scale_head_dim", lambda q, k, v, m: _attention(q, k, v, m, scale="head_dim"),
+                        "you divided the scores by head_dim; divide by its square root, sqrt(head_dim)."),
+                Mistake("scale_seq", lambda q, k, v, m: _attention(q, k, v, m, scale="sqrt_seq"),
+                        "you divided by the square root of the sequence length; the scale is sqrt(head_dim), the "
+                        "length of each query and key vector (q.shape[-1])."),
+                Mistake("fill_zero", lambda q, k, v, m: _attention(q, k, v, m, fill=0.0),
+                        "masked scores set to 0 still get weight (exp(0) = 1): set them to -inf, so that exp gives 0."),
+                Mistake("softmax_axis0", lambda q, k, v, m: _attention(q, k, v, m, axis=0),
+                        "your softmax ran down the columns (over queries); each query's row of weights over the keys "
+                        "must sum to 1: softmax over the last axis."),
             ],
             hint="scores = q @ k.T / sqrt(head_dim); masked scores -> -inf; softmax over each row; weights @ v.",
             after="The notebook goes on with the package's na.scaled_dot_product_attention."),
@@ -182,7 +213,11 @@ QUESTIONS = {
             reference=_merge,
             public_cases=lambda rng: [(np.arange(24.0).reshape(1, 2, 3, 4),), (np.arange(36.0).reshape(1, 3, 2, 6),)],
             mistakes=[Mistake("no_transpose", _merge_no_transpose,
-                              "swap the head and seq axes back before the reshape, or tokens get mixed.")],
+                              "swap the head and seq axes back before the reshape, or tokens get mixed."),
+                      Mistake("wrong_transpose", _merge_wrong_transpose,
+                              "your transpose put head_dim before the heads, so each token's numbers come out "
+                              "interleaved across heads: transpose (0, 2, 1, 3), giving (batch, seq, n_heads, "
+                              "head_dim), then reshape.")],
             hint="(batch, n_heads, seq, head_dim) -> transpose (0, 2, 1, 3) -> reshape (batch, seq, n_heads * "
                  "head_dim): the exact inverse of splitting.",
             after="The notebook goes on with the package's na.merge_heads."),
@@ -194,6 +229,14 @@ QUESTIONS = {
                 Mistake("no_output_projection", _mha_no_out, "the merged heads still go through w_o."),
                 Mistake("one_head", _mha_one_head, "that is ONE head of full width: split q, k and v into n_heads "
                                                    "heads, each with its own softmax."),
+                Mistake("no_causal_mask", lambda *a: _mha(*a, causal=False),
+                        "no causal mask: every token attended to the tokens after it. Mask each head's scores "
+                        "(-inf above the diagonal) before the softmax."),
+                Mistake("scale_d_model", lambda *a: _mha(*a, scale="sqrt_d_model"),
+                        "you scaled by sqrt(d_model); each head's scores are dot products of head_dim numbers: "
+                        "divide by sqrt(head_dim) = sqrt(d_model / n_heads)."),
+                Mistake("w_o_transposed", lambda *a: _mha(*a, w_o_transposed=True),
+                        "w_o is applied as merged @ w_o (the same convention as x @ w_q), not transposed."),
             ],
             hint="project with w_q, w_k, w_v; split each into heads; causal attention per head; merge; @ w_o.",
             after="The notebook goes on with the package's na.multi_head_attention."),
@@ -219,13 +262,13 @@ def _heads_tensor(b, n_kv, t, d):
     return (np.arange(n_kv)[None, :, None, None] + 0.1 * rng.normal(size=(b, n_kv, t, d))).round(4)
 
 
-def _grouped(q, k, v, mask, pairing="repeat", scale=True):
+def _grouped(q, k, v, mask, pairing="repeat", scale=True, masked=True):
     q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
     g = q.shape[1] // k.shape[1]
     spread = _repeat if pairing == "repeat" else _tile
     k, v = spread(k, g), spread(v, g)
     scores = q @ np.swapaxes(k, -1, -2) / (np.sqrt(q.shape[-1]) if scale else 1.0)
-    return _stable_softmax(np.where(mask, scores, -np.inf)) @ v
+    return _stable_softmax(np.where(mask, scores, -np.inf) if masked else scores) @ v
 
 
 def _grouped_case(seed, b, h, kv, t, d):
@@ -267,6 +310,10 @@ QUESTIONS["nb03"] = [
                     "n_kv_heads, group_size, seq, head_dim), so that neighbouring query heads share one K/V head."),
             Mistake("no_scale", lambda q, k, v, m: _grouped(q, k, v, m, scale=False),
                     "divide the scores by sqrt(head_dim)."),
+            Mistake("no_mask", lambda q, k, v, m: _grouped(q, k, v, m, masked=False),
+                    "the mask was not applied: in the grouped view the scores are (batch, n_kv_heads, group_size, "
+                    "seq, seq), and the (seq, seq) mask broadcasts over the first three axes; -inf where it is "
+                    "False."),
         ],
         hint="qg = q.reshape(b, n_kv, g, t, d); k[:, :, None] broadcasts over the group; causal softmax; reshape "
              "the output back to (b, n_heads, t, d).",
@@ -298,7 +345,7 @@ def _attention_masks():
             (torch.tensor([[1, 1]]), 2)]
 
 
-def _batched(q, k, v, mask, pairing="repeat", nan_rows=False, scale=True):
+def _batched(q, k, v, mask, pairing="repeat", nan_rows=False, scale=True, fill=float("-inf"), mask_after=False):
     torch = _torch()
     g = q.shape[1] // k.shape[1]
     if pairing == "repeat":
@@ -306,7 +353,9 @@ def _batched(q, k, v, mask, pairing="repeat", nan_rows=False, scale=True):
     else:
         k, v = k.repeat(1, g, 1, 1), v.repeat(1, g, 1, 1)
     scores = q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5 if scale else 1.0)
-    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    if mask_after:  # softmax over every key, then the hidden ones zeroed: rows no longer sum to 1
+        return (torch.softmax(scores, dim=-1) * mask) @ v
+    weights = torch.softmax(scores.masked_fill(~mask, fill), dim=-1)
     if not nan_rows:
         weights = weights.nan_to_num(0.0)  # a padded query sees no key: its row is defined as zeros
     return weights @ v
@@ -352,6 +401,13 @@ QUESTIONS["nb04"] = [
                     "repeat_interleave (or the grouped view)."),
             Mistake("no_scale", lambda q, k, v, m: _batched(q, k, v, m, scale=False),
                     "divide the scores by sqrt(head_dim)."),
+            Mistake("fill_large_negative", lambda q, k, v, m: _batched(q, k, v, m, fill=-1e9),
+                    "a finite fill (-1e9) hides keys from a query that sees some, but a padded query that sees none "
+                    "gets a UNIFORM row over the padding instead of zeros: fill with -inf and set rows with no "
+                    "visible key to 0."),
+            Mistake("mask_after_softmax", lambda q, k, v, m: _batched(q, k, v, m, mask_after=True),
+                    "you masked after the softmax, so the rows no longer sum to 1: masked_fill the SCORES with -inf "
+                    "before the softmax."),
         ],
         hint="expand K/V with repeat_interleave(group_size, dim=1) (or fold the group into the rows), scores / "
              "sqrt(d), masked_fill(~mask, -inf), softmax, nan_to_num(0), @ v.",
@@ -359,14 +415,17 @@ QUESTIONS["nb04"] = [
 ]
 
 
-def _rope(x, positions, theta=10000.0, offset=0, base_step=2):
+def _rope(x, positions, theta=10000.0, offset=0, base_step=2, sign=1, tables="cat"):
     torch = _torch()
     x = torch.as_tensor(x, dtype=torch.float64)
     d = x.shape[-1]
     inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float64) / (d if base_step == 2 else d / 2))
     angles = (torch.as_tensor(positions, dtype=torch.float64) + offset)[:, None] * inv_freq[None, :]
-    cos, sin = torch.cat([angles.cos(), angles.cos()], -1), torch.cat([angles.sin(), angles.sin()], -1)
-    rotated = torch.cat([-x[..., d // 2:], x[..., :d // 2]], -1)
+    if tables == "cat":  # the halves layout: frequency i at i and at i + d/2
+        cos, sin = torch.cat([angles.cos(), angles.cos()], -1), torch.cat([angles.sin(), angles.sin()], -1)
+    else:  # repeat_interleave: frequency i at 2i and 2i + 1, the interleaved layout's tables
+        cos, sin = angles.cos().repeat_interleave(2, -1), angles.sin().repeat_interleave(2, -1)
+    rotated = sign * torch.cat([-x[..., d // 2:], x[..., :d // 2]], -1)
     return x * cos + rotated * sin
 
 
@@ -383,17 +442,20 @@ def _rope_pairs(x, positions):  # rotates neighbouring pairs (x0, x1), (x2, x3):
     return out
 
 
-def _decode(q, k, v, k_cache, v_cache, length, rotate_v=False, pos_offset=0):
+def _decode(q, k, v, k_cache, v_cache, length, rotate_v=False, pos_offset=0, rotate_q=True, whole_buffer=False):
     """One decode step of one head: rotate the new q and k at position ``length`` (the cache length BEFORE the write),
     write k and v into slot ``length``, attend over slots 0..length."""
     torch = _torch()
     q, k, v = (torch.as_tensor(t, dtype=torch.float64) for t in (q, k, v))
     pos = [length + pos_offset]
-    q, k = _rope(q[None], pos)[0], _rope(k[None], pos)[0]
+    q, k = (_rope(q[None], pos)[0] if rotate_q else q), _rope(k[None], pos)[0]
     if rotate_v:
         v = _rope(v[None], pos)[0]
-    keys = torch.cat([torch.as_tensor(k_cache, dtype=torch.float64)[:length], k[None]])
-    values = torch.cat([torch.as_tensor(v_cache, dtype=torch.float64)[:length], v[None]])
+    end = len(k_cache) if whole_buffer else length  # whole_buffer: slots past the new token are read too
+    keys = torch.cat([torch.as_tensor(k_cache, dtype=torch.float64)[:length], k[None],
+                      torch.as_tensor(k_cache, dtype=torch.float64)[length + 1:end + 1]])
+    values = torch.cat([torch.as_tensor(v_cache, dtype=torch.float64)[:length], v[None],
+                        torch.as_tensor(v_cache, dtype=torch.float64)[length + 1:end + 1]])
     weights = torch.softmax(keys @ q / q.shape[-1] ** 0.5, dim=0)
     return weights @ values
 
@@ -422,6 +484,16 @@ QUESTIONS["nb05"] = [
                     "2 / head_dim)."),
             Mistake("pairs", _rope_pairs, "you rotated neighbouring pairs (x0, x1), (x2, x3), ...; the course (and "
                                           "Hugging Face) rotate the two halves: x[i] with x[i + head_dim/2]."),
+            Mistake("rotate_half_sign", lambda x, p: _rope(x, p, sign=-1),
+                    "the sign in rotate-half is flipped, which rotates the wrong way: rotate_half(x) = cat(-x2, x1), "
+                    "the minus on the SECOND half."),
+            Mistake("tables_interleaved", lambda x, p: _rope(x, p, tables="interleave"),
+                    "cos and sin were built with repeat_interleave (frequency i at 2i and 2i+1), the tables of the "
+                    "interleaved layout; with rotate-half's halves, frequency i belongs at i and i + head_dim/2: "
+                    "cat([cos, cos], -1)."),
+            Mistake("wrong_base", lambda x, p: _rope(x, p, theta=500000.0),
+                    "the frequency base is theta = 10,000 here (500,000 is Llama 3's): inv_freq = 10000 ** "
+                    "(-arange(0, d, 2) / d)."),
         ],
         hint="angles = positions[:, None] * theta ** (-arange(0, d, 2) / d); cos/sin repeated twice along the last "
              "axis; x * cos + cat(-x2, x1) * sin, where x1, x2 are the two halves of x.",
@@ -436,6 +508,12 @@ QUESTIONS["nb05"] = [
             Mistake("position_after_write", lambda *a: _decode(*a, pos_offset=1),
                     "the new token's position is the cache length BEFORE the write (it is token number `length`, "
                     "counting from 0), not after it."),
+            Mistake("q_not_rotated", lambda *a: _decode(*a, rotate_q=False),
+                    "rotate the new query as well as the new key, both at position `length`: the scores q . k then "
+                    "depend only on the distance between positions."),
+            Mistake("whole_buffer", lambda *a: _decode(*a, whole_buffer=True),
+                    "you attended over the whole max_len buffer; the slots after the new token hold no token yet "
+                    "(stale or empty memory): attend over slots 0 .. length only."),
         ],
         hint="pos = length; rotate q and k with my_rope at [pos]; keys = cache[:length] then k; the same for values; "
              "softmax(keys @ q / sqrt(d)) @ values.",
