@@ -33,8 +33,9 @@ def layer(name: str) -> str:
     return "support" if len(parts) > 1 and parts[1] in SUPPORT else "core"
 
 
-def imports(path: Path) -> set[str]:
-    """Every mqa_edu module ``path`` imports, at module level or inside a function."""
+def imports(path: Path, unresolved: list | None = None) -> set[str]:
+    """Every mqa_edu module ``path`` imports, at module level or inside a function; an import of a module that does
+    not exist (a relative import left behind when a module moved) is added to ``unresolved``."""
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rsplit(".", 1)[0]
     found = set()
@@ -51,6 +52,8 @@ def imports(path: Path) -> set[str]:
             if target.startswith("mqa_edu"):
                 names = [f"{target}.{a.name}" for a in node.names]
                 found |= {n for n in names if n in MODULES} or {target}
+                if target not in MODULES and unresolved is not None:
+                    unresolved.append(f"{here}: from {'.' * node.level}{node.module or ''} (line {node.lineno})")
     return {n for n in found if n != here and n in MODULES}
 
 
@@ -85,6 +88,15 @@ def circles(graph) -> list:
         if n not in state:
             visit(n)
     return found
+
+
+def test_every_import_of_the_package_resolves():
+    """A module moved into a sub-package must not keep a relative import that points at nothing (inside a function,
+    it fails only when that function runs)."""
+    unresolved = []
+    for path in PACKAGE.rglob("*.py"):
+        imports(path, unresolved)
+    assert unresolved == []
 
 
 def test_no_module_imports_a_higher_layer():

@@ -111,6 +111,8 @@ def test_notebook_executes(path):
         assert tasks and text.count("checks passed.") == len(tasks) and "✗" not in text, text[-2000:]
     elif path in LECTURES and tasks:  # the student's version: each task reports it is waiting, and the notebook goes on
         assert text.count("not yet attempted. The notebook goes on with") == len(tasks), text[-2000:]
+    if path.stem.startswith("10"):  # the slow parts wait for LIVE = True: a class waits on nothing
+        assert text.count("optional, skipped: set LIVE = True") == 2, text[-2000:]
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
 
 
@@ -141,6 +143,17 @@ def test_notebook_retrain_switch_runs(path, tmp_path):
     assert "size 'quick'" in out if path.stem.startswith("09") else "model trained here" in out
 
 
+@pytest.mark.slow
+def test_notebook_10_live_parts_run():
+    """LIVE = True runs what a class skips: transformers' own run of the model, and live uptraining."""
+    path = ROOT / "notebooks" / "10_real_model.ipynb"
+    nb = execute(path, timeout=600, env={"MQA_EDU_LIVE": "1"})
+    assert not errors(nb), errors(nb)
+    out = text_outputs(nb)
+    assert "optional, skipped" not in out and "tokens/s" in out and "after uptraining" in out
+    assert "DIFFERENT" not in out  # the course's greedy tokens are transformers' own
+
+
 SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
 
 
@@ -153,12 +166,53 @@ def test_every_cell_has_slide_metadata_and_headings_start_slides(path):
     assert all(t in SLIDE_TYPES for t in types), [i for i, t in enumerate(types) if t not in SLIDE_TYPES]
     for i, (cell, kind) in enumerate(zip(nb.cells, types)):
         head = cell.source.lstrip()
+        if cell.cell_type == "markdown":  # a heading in the middle of a cell would get no slide of its own
+            fenced = False
+            for line in cell.source.lstrip().splitlines()[1:]:
+                fenced = fenced != line.startswith("```")
+                assert fenced or not re.match(r"#{1,3} ", line), f"cell {i}: the heading {line!r} is mid-cell"
         if cell.cell_type == "markdown" and head.startswith(("# ", "## ")):
             assert kind == "slide", f"cell {i} is a heading: it must start a slide"
         if cell.cell_type == "markdown" and head.startswith("### "):
             assert kind in ("slide", "subslide"), f"cell {i} is a sub-heading: it must start a (sub)slide"
     assert next(k for c, k in zip(nb.cells, types) if c.cell_type == "code") == "skip", "skip the set-up cell"
     assert types.count("slide") >= 3
+
+
+@pytest.mark.parametrize("path", LECTURES + FULL_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_plotting_cells_show_their_figure_in_the_deck(path):
+    """A long plotting cell is tagged hide-input (the deck shows its figure, the notebook its code); a "your turn"
+    cell never is (a lecturer shows the task's code)."""
+    plot_line = re.compile(r"^\s*(ax\w*[.\[]|axes\b|plt\.|fig\b|fig,|plots\.|twin|for ax\b|legend|handles)")
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "code":
+            continue
+        tagged = "hide-input" in cell.metadata.get("tags", [])
+        lines = [s for s in cell.source.splitlines() if s.strip() and not s.strip().startswith("#")]
+        plotting = sum(bool(plot_line.match(s)) for s in lines)
+        if "BEGIN SOLUTION" in cell.source or "NotImplementedError" in cell.source:
+            assert not tagged, f"cell {i} is a 'your turn' task: its code stays on the slide"
+        elif len(lines) >= 8 and plotting >= 0.3 * len(lines):
+            assert tagged, f"cell {i} mostly draws a figure ({plotting} of {len(lines)} lines): tag it hide-input"
+
+
+def test_the_deck_hides_only_the_tagged_inputs(tmp_path, monkeypatch):
+    from mqa_edu.authoring import slides
+
+    monkeypatch.setattr(slides, "fetch_assets", lambda folder: folder)  # no network: the HTML is what is checked
+    path = ROOT / "notebooks" / "09_quality_tradeoff.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    html = slides.deck(path, tmp_path).read_text()
+    parts = {m.group(1): html[m.end():] for m in re.finditer(r'id="cell-id=([^"]+)"', html)}
+    tagged = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.id in parts:
+            own = re.split(r'id="cell-id=', parts[cell.id], maxsplit=1)[0]
+            hidden = "hide-input" in cell.metadata.get("tags", [])
+            tagged += hidden
+            assert ("jp-InputArea" in own) != hidden, cell.source[:80]
+    assert tagged >= 3
+    assert "mqaFit(Reveal);" in html and "_assets/fit.js" in html
 
 
 @pytest.mark.parametrize("path", LECTURES[:2], ids=lambda p: p.stem)

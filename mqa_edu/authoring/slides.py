@@ -10,7 +10,9 @@ tarball is checked against the SHA-512 hash written in this file (:data:`INTEGRI
 (``<out>/_assets``). mermaid is replaced by a one-line stub inlined as a data: URL (a browser refuses to import a
 module from a file:// page; no notebook of the course draws a mermaid diagram), and the reveal.js themes' web-font
 imports (Google Fonts) are removed, so the text falls back to local fonts. A stylesheet wraps long code lines instead
-of cutting them at the slide's edge. tests/test_browser.py opens the decks in Chromium with the network blocked.
+of cutting them at the slide's edge, and ``fit.js`` splits every slide taller than the stage into sub-slides (a
+cell that is itself too tall into its parts; a part still too tall is scaled down). tests/test_browser.py opens the
+decks in Chromium with the network blocked and checks every slide against the stage on all four sides.
 """
 from __future__ import annotations
 
@@ -58,7 +60,11 @@ WRAP_CSS = """/* long code lines wrap instead of running off the slide */
 .reveal .jp-RenderedHTMLCommon table { max-width: 100%; font-size: 0.7em; table-layout: auto; }
 .reveal .jp-RenderedHTMLCommon td, .reveal .jp-RenderedHTMLCommon th { white-space: normal; padding: 0.2em 0.4em; }
 .reveal .jp-Cell { max-width: 100%; }
+/* the line that heads a slide fit.js split off a long one */
+.reveal .mqa-continued { font-size: 0.5em; color: #888; margin: 0 0 0.3em 0; text-align: left; }
 """
+HIDE_INPUT = "hide-input"  # the tag of a plotting cell whose deck slide shows the figure, not the code
+FIT_JS = Path(__file__).resolve().parent / "fit.js"  # splits slides taller than the stage (read it for how)
 MERMAID_STUB = "data:text/javascript,export default {initialize() {}};"  # the course draws no mermaid diagrams
 WEB_FONT = re.compile(r"@import url\((['\"]?)https?://[^)]*\1\);?\n?")
 
@@ -107,6 +113,7 @@ def fetch_assets(folder: Path) -> Path:
                 css.write_text(WEB_FONT.sub("", text), encoding="utf-8")
         stamp.write_text(f"{version} local fonts")
     (folder / "wrap.css").write_text(WRAP_CSS)
+    (folder / "fit.js").write_text(FIT_JS.read_text(encoding="utf-8"), encoding="utf-8")
     return folder
 
 
@@ -114,6 +121,7 @@ def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -
     """Write ``<out>/<name>.slides.html`` for ``notebook``, pointing at ``<out>/_assets``."""
     import nbformat
     from nbconvert import SlidesExporter
+    from traitlets.config import Config
 
     out = Path(out)
     fetch_assets(out / "_assets")
@@ -124,14 +132,26 @@ def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(Path(notebook).parent)}}).execute()
     rel = "_assets"
+    # a plotting cell tagged hide-input shows its figure and not its code (the notebook keeps the code)
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {HIDE_INPUT}
     exporter = SlidesExporter(
+        config=config,
         reveal_url_prefix=f"{rel}/reveal.js", jquery_url=f"{rel}/jquery/dist/jquery.min.js",
         require_js_url=f"{rel}/requirejs/require.js", font_awesome_url=f"{rel}/font-awesome/css/font-awesome.min.css",
         mathjax_url=f"{rel}/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe",
         widget_renderer_url=f"{rel}/html-manager/dist/embed-amd.js", jupyter_widgets_base_url=f"{rel}/",
         mermaid_js_url=MERMAID_STUB, mermaid_layout_elk_js_url=MERMAID_STUB)
     html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": Path(notebook).stem}})
-    html = html.replace("</head>", f'<link rel="stylesheet" href="{rel}/wrap.css">\n</head>', 1)
+    html = html.replace("</head>", f'<link rel="stylesheet" href="{rel}/wrap.css">\n<script src="{rel}/fit.js">'
+                                   '</script>\n</head>', 1)
+    # every slide fits the stage: fit.js splits the tall ones once reveal.js is ready (nbconvert's template calls
+    # Reveal.initialize inside a require.js callback, so the call goes right after its own listener there)
+    hook = "Reveal.addEventListener('slidechanged', update);"
+    if hook not in html:
+        raise RuntimeError("nbconvert's slide template changed: cannot find where to start fit.js")
+    html = html.replace(hook, hook + "\n        mqaFit(Reveal);", 1)
     path = out / f"{Path(notebook).stem}.slides.html"
     path.write_text(html, encoding="utf-8")
     return path

@@ -165,7 +165,7 @@ def sweep(task: Task, seeds, progress, log) -> tuple[list, dict]:
 
 def kv_similarity(model, tokens) -> torch.Tensor:
     """(n_layers, n_heads, n_heads): how alike the heads' keys and values are (mean of the two linear CKAs)."""
-    from .redundancy import head_internals, head_similarity
+    from ..redundancy import head_internals, head_similarity
 
     inside = head_internals(model, tokens)
     return 0.5 * (head_similarity(inside, "keys", "cka") + head_similarity(inside, "values", "cka"))
