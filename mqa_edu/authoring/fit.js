@@ -22,14 +22,26 @@
     try { return fn(); } finally { chain.forEach(([a, d]) => { a.style.display = d; }); }
   }
 
-  // the parts of a block: descend while it has one visible child with a height, then take that child's children
+  // what a reader sees in an element: text, a figure or a widget (not an empty prompt or collapser bar)
+  function hasContent(el) {
+    return el.textContent.trim().length > 0 || !!el.querySelector('img, svg, canvas, video, .jupyter-widgets, ' +
+                                                                 'script[type="application/vnd.jupyter.widget-view+json"]');
+  }
+  function sideBySide(kids) {  // a row (a prompt beside its code): its children cannot be split top from bottom
+    const boxes = kids.map(k => k.getBoundingClientRect());
+    return boxes.some((a, i) => boxes.slice(i + 1).some(b =>
+      Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 0.5 * Math.min(a.height, b.height)));
+  }
+  // the parts of a block: descend while it has one child with content, or a row of them (into its tallest),
+  // then take that child's children, stacked top to bottom
   function parts(block, st) {
     let node = block;
     for (;;) {
-      const kids = Array.from(node.children).filter(k => visible(k) && height(k, st) > 0);
+      const kids = Array.from(node.children).filter(k => visible(k) && height(k, st) > 0 && hasContent(k));
       if (kids.length === 0) return null;
-      if (kids.length > 1) return {node, kids};
-      node = kids[0];
+      if (kids.length === 1) { node = kids[0]; continue; }
+      if (sideBySide(kids)) { node = kids.reduce((a, b) => (height(a, st) >= height(b, st) ? a : b)); continue; }
+      return {node, kids};
     }
   }
   function shell(block, node, kids) {  // a copy of the path block -> node, holding only ``kids`` (moved, not copied)
@@ -43,9 +55,55 @@
     return top;
   }
 
+  function onlyPre(block) {  // the <pre> a block comes down to (printed output, a code listing), if it does
+    let node = block;
+    for (;;) {
+      if (node.tagName === 'PRE') return node;
+      const kids = Array.from(node.children).filter(k => visible(k) && hasContent(k));
+      if (kids.length === 1) { node = kids[0]; continue; }
+      const pre = kids.length > 1 && sideBySide(kids) ? kids.find(k => k.querySelector('pre')) : null;
+      if (!pre) return null;
+      node = pre;
+    }
+  }
+  function splitLines(block, pre, st, room) {  // a long listing: the same block, a slice of its lines each
+    for (const n of Array.from(pre.childNodes)) {  // end a top-level text node at every line break
+      if (n.nodeType !== 3) continue;
+      let rest = n;
+      for (let i = rest.data.indexOf('\n'); i >= 0 && i < rest.data.length - 1; i = rest.data.indexOf('\n')) {
+        rest = rest.splitText(i + 1);
+      }
+    }
+    const nodes = Array.from(pre.childNodes);
+    const breaks = nodes.map(n => (n.textContent.match(/\n/g) || []).length);
+    const lines = Math.max(1, breaks.reduce((a, b) => a + b, 0));
+    const perLine = height(pre, st) / lines, around = height(block, st) - height(pre, st);
+    const fit = Math.max(3, Math.floor((room - around) / perLine));
+    if (lines <= fit) return [block];
+    const chunks = [[]];
+    let used = 0;
+    nodes.forEach((n, i) => {
+      if (used >= fit && chunks[chunks.length - 1].length) { chunks.push([]); used = 0; }
+      chunks[chunks.length - 1].push(n); used += breaks[i];
+    });
+    const made = chunks.map(chunk => {
+      const copy = shell(block, pre.parentElement, []);
+      const slice = pre.cloneNode(false);
+      chunk.forEach(n => slice.appendChild(n));
+      let inner = copy;
+      while (inner.lastElementChild) inner = inner.lastElementChild;
+      inner.appendChild(slice);
+      return copy;
+    });
+    block.replaceWith(...made);
+    return made;
+  }
+
   function pieces(block, st, room, depth) {  // ``block`` as a list of blocks that each fit ``room``, where it can
     const h = height(block, st);
-    if (h <= room || depth > 3) return [block];
+    if (h <= room || depth > 4) return [block];
+    const pre = onlyPre(block);
+    if (pre) return splitLines(block, pre, st, room);
     const p = parts(block, st);
     if (!p) return [block];
     const groups = [[]];
@@ -97,7 +155,9 @@
         notes.forEach(n => sec.appendChild(n));
       });
     }
+    const at = Reveal.getIndices();
     Reveal.sync();
+    Reveal.slide(at.h, at.v);  // sync() leaves the shown slide without reveal.js's "present" state: show it again
     fitCurrent(Reveal);
     window.mqaFitDone = true;
   }

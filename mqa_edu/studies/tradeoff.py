@@ -54,7 +54,9 @@ SIZES = {
         "recall": {"model": dict(n_layers=1, d_model=32, n_heads=8), "task": dict(n_pairs=16, n_queries=16,
                                                                                  n_keys=32, n_values=64,
                                                                                  pair_tokens=True),
-                   "batch": 64, "train": dict(steps=1500, warmup=30, lr=3e-3, eval_every=100, eval_batches=4)},
+                   "batch": 64, "train": dict(steps=1500, warmup=30, lr=3e-3, eval_every=100, eval_batches=4),
+                   # the recall models are tiny: five seeds, so that a two-sided Welch test has df near 4, not 2
+                   "seeds": [0, 1, 2, 3, 4]},
         "seeds": [0, 1, 2], "final_batches": 32, "fractions": [0.05, 0.1, 0.2], "random_groupings": 30,
     },
     "gpu": {
@@ -133,6 +135,12 @@ class Task:
                 total += scored.sum().item()
             out["accuracy"] = round(right / total, 5)
         return out
+
+
+def task_seeds(sizes: dict, name: str) -> list:
+    """The seeds of one task's sweep: its own list where it has one (recall, whose models are tiny), else the
+    study's."""
+    return list(sizes[name].get("seeds", sizes["seeds"]))
 
 
 def sweep(task: Task, seeds, progress, log) -> tuple[list, dict]:
@@ -222,6 +230,27 @@ def convert_and_uptrain(task: Task, mha, seeds, fractions, n_random, progress, l
     return out
 
 
+def scratch_same_budget(task: Task, seeds, fractions, progress, log) -> dict:
+    """The fair baseline for uptraining: for each smaller n_kv_heads and each uptraining budget, models trained from
+    scratch for the same number of steps, each with its own full schedule (warm-up and cosine decay over those steps),
+    not a point midway through a longer run's schedule."""
+    started = time.perf_counter()
+    final = task.final_batches()
+    runs = []
+    for kv in [kv for kv in divisors(task.base.n_heads) if kv < task.base.n_heads][::-1]:
+        cfg = replace(task.base, n_kv_heads=kv)
+        for frac in fractions:
+            for seed in seeds:
+                torch.manual_seed(seed)
+                model = Transformer(cfg, device=task.device)
+                rec = train(model, task.train_config(seed, frac), task.batch("train"), task.batch("val"), progress)
+                runs.append({"n_kv_heads": kv, "fraction": frac, "steps": rec["config"]["steps"], "seed": seed,
+                             "wall_seconds": rec["wall_seconds"], **task.score(model, final)})
+            vals = [r["val_loss"] for r in runs[-len(seeds):]]
+            log(f"from scratch, n_kv_heads={kv}, {runs[-1]['steps']} steps with its own schedule: {vals}")
+    return {"runs": runs, "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
 def summarize(runs) -> list[dict]:
     """Mean and sample standard deviation of the final validation loss (and accuracy) per cell of the sweep."""
     cells = {}
@@ -257,12 +286,14 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
         task = Task(name, sz, device)
         results["tasks"][name] = {"model": asdict(task.base), "source": task.source,
                                   "train": asdict(task.train_config(0))}
-        runs, keep = sweep(task, sz["seeds"], progress, log)
+        runs, keep = sweep(task, task_seeds(sz, name), progress, log)
         results["runs"] += runs
         if name == "text":
             mha, _ = keep[task.base.n_heads]
             results["conversion"] = convert_and_uptrain(task, mha, sz["seeds"], sz["fractions"],
                                                         sz["random_groupings"], progress, log)
+            results["conversion"]["scratch_same_budget"] = scratch_same_budget(task, sz["seeds"], sz["fractions"],
+                                                                               progress, log)
         for kv, (model, rec) in keep.items():
             checkpoints[f"{name}_{'mha' if kv == task.base.n_heads else 'mqa'}_seed{sz['seeds'][0]}"] = (model, rec)
     results["table"] = summarize(results["runs"])
@@ -274,6 +305,50 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
     results["checkpoints"] = sorted(f"{stem}.safetensors" for stem in checkpoints)
     (out / RESULTS_FILE).write_text(json.dumps(results, indent=1))
     log(f"wrote {out / RESULTS_FILE} and {len(checkpoints)} checkpoints in {results['wall_seconds']} s")
+    return results
+
+
+def add_scratch_baselines(out=None, device=None, progress: bool = False, log=print) -> dict:
+    """Run only :func:`scratch_same_budget` with the sizes an existing ``tradeoff.json`` recorded, and add it to that
+    file (the full study runs it too). The results keep the seeds, steps, wall time and command of this part."""
+    path = Path(out) if out is not None else RESULTS_DIR
+    results = load_results(path)
+    folder = Path(results.pop("folder"))
+    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    sz = results["sizes"]
+    task = Task("text", sz, device)
+    part = scratch_same_budget(task, sz["seeds"], sz["fractions"], progress, log)
+    part["command"] = "python -m mqa_edu.studies tradeoff --only scratch-baselines" + (
+        "" if out is None else f" --out {out}")
+    part["environment"] = {**environment(), **describe_environment()}
+    results["conversion"]["scratch_same_budget"] = part
+    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=1))
+    log(f"added the same-budget baselines to {folder / RESULTS_FILE} in {part['wall_seconds']} s")
+    return results
+
+
+def add_seeds(name: str, out=None, device=None, progress: bool = False, log=print) -> dict:
+    """Train the seeds of task ``name`` that an existing ``tradeoff.json`` lacks (its sizes' list, for example after
+    recall went from 3 seeds to 5), add their runs, and recompute the summary table. Every run is deterministic given
+    its seed, so the file is what the full study would write with the longer list."""
+    path = Path(out) if out is not None else RESULTS_DIR
+    results = load_results(path)
+    folder = Path(results.pop("folder"))
+    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    results["sizes"] = SIZES[results["size"]]
+    have = {r["seed"] for r in results["runs"] if r["task"] == name}
+    new = [s for s in task_seeds(results["sizes"], name) if s not in have]
+    started = time.perf_counter()
+    task = Task(name, results["sizes"], device)
+    runs, _ = sweep(task, new, progress, log)
+    results["runs"] += runs
+    results["table"] = summarize(results["runs"])
+    results.setdefault("parts", []).append({
+        "command": f"python -m mqa_edu.studies tradeoff --only {name}-seeds" + ("" if out is None else f" --out {out}"),
+        "task": name, "seeds": new, "wall_seconds": round(time.perf_counter() - started, 1),
+        "environment": {**environment(), **describe_environment()}})
+    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=1))
+    log(f"added {name} seeds {new} to {folder / RESULTS_FILE} in {results['parts'][-1]['wall_seconds']} s")
     return results
 
 

@@ -334,17 +334,21 @@ QUESTIONS = [
         "ex03.q6", "concept: 'MQA causes only slight quality degradation'", 10, "choice", "claim_choice",
         reference=lambda: "b", choices=("a", "b", "c", "d"),
         mistakes=[
-            Mistake("a", lambda: "a", "look at the recall task: MQA's accuracy was far lower, beyond the noise."),
-            Mistake("c", lambda: "c", "the other way round: text was within the noise, recall was not."),
-            Mistake("d", lambda: "d", "every configuration was trained with 3 seeds; the spread is measured."),
+            Mistake("a", lambda: "a", "look at the recall task: in the same architecture MQA's loss was higher than "
+                                      "MHA's beyond the seed noise (notebook 09, section 3)."),
+            Mistake("c", lambda: "c", "the other way round: text could not tell MQA from MHA, recall could."),
+            Mistake("d", lambda: "d", "every configuration was trained with 3 (text) or 5 (recall) seeds; the spread "
+                                      "is measured."),
         ]),
     Question("ex03.q7", "uptrain or retrain? (marked by your instructor)", 10, "text", "uptrain_justification",
              rubric="10 points in all. 3: reads the conversion results: mean pooling starts far above the MHA loss "
                     "and uptraining for 5/10/20% of the steps closes most of the gap (about 95/90/86% for 4/2/1 KV "
-                    "heads at 20%), but not all. 3: compares with training MQA from scratch (same loss as MHA within "
-                    "the noise on text, at 100% of the cost) and says which is cheaper for the stated quality. 2: "
-                    "names the task dependence (recall needs K/V capacity; text did not). 2: a concrete recommendation "
-                    "with a budget in steps. No points for restating the question."),
+                    "heads at 20%), but not all: about 0.04/0.12/0.20 nats remain above the models trained from "
+                    "scratch. 3: compares with training from scratch: for the full budget (same loss as MHA within "
+                    "the noise on text, at 100% of the cost), and with the same few steps and their own schedule "
+                    "(far worse than the uptrained model); counts the MHA model's own steps when no checkpoint "
+                    "exists. 2: names the task dependence (recall needs K/V capacity; text could not tell). 2: a "
+                    "concrete recommendation with a budget in steps. No points for restating the question."),
 ]
 
 EXERCISE = Exercise(
