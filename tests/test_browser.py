@@ -434,7 +434,12 @@ def test_offline_deck_pages_through_every_slide_with_the_arrow_keys(decks, brows
         open_deck(page, tall, "?fit=off")
         problems, _, _ = page_through(page, tall)
         assert any("px below the stage" in p for p in problems), problems
-        assert any(": a img" in p and "below the stage" in p for p in problems), problems
+        # and a figure pushed below the stage is found, whatever its slide's own box says
+        page.evaluate("""() => { const img = document.querySelector('.reveal .slides section img');
+                                 const at = Reveal.getIndices(img.closest('section')); Reveal.slide(at.h, at.v);
+                                 img.style.marginTop = '2000px'; }""")
+        figures = page.evaluate(SLIDE_STATE)["figures"]
+        assert any(f.startswith("a img") and "below the stage" in f for f in figures), figures
         assert not guard.errors, guard.errors
         assert not guard.outside, f"the offline deck asked the network for {guard.outside}"
 

@@ -89,3 +89,18 @@ def test_every_test_that_needs_a_private_file_is_kept_private():
         top = [line for line in path.read_text().splitlines() if line.startswith(("from ", "import "))]
         if any("mqa_edu.grading.exercises" in line for line in top):
             assert rel in PRIVATE_TESTS, f"{rel} imports a private definition but is not in release.PRIVATE_TESTS"
+
+
+def test_one_parser_reads_the_solution_regions():
+    """make_exercise and release read regions with markers.py: what one strips, the other finds as solution code."""
+    from mqa_edu.authoring import markers
+    from mqa_edu.authoring.make_exercise import strip_solutions
+
+    source = "def f(x):\n    # BEGIN SOLUTION: square it\n    return x * x  # the answer\n    # END SOLUTION\ny = 1"
+    kinds = [line.kind for line in markers.lines(source)]
+    assert kinds == ["code", "begin", "solution", "end", "code"]
+    assert strip_solutions(source) == "def f(x):\n    raise NotImplementedError('square it')\ny = 1"
+    for bad, why in [("# END SOLUTION", "without BEGIN"), ("# BEGIN SOLUTION\n# BEGIN SOLUTION", "inside another"),
+                     ("# BEGIN SOLUTION: x", "never closed")]:
+        with pytest.raises(ValueError, match=why):
+            markers.lines(bad)

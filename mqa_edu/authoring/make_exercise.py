@@ -3,8 +3,8 @@
     mqa-make-exercise solutions/ex01_cache_sizing.ipynb exercises/ex01_cache_sizing.ipynb
     mqa-make-exercise --check solutions/ exercises/      # exit 1 if exercises/ is out of date
 
-In a solution code cell, the lines between ``# BEGIN SOLUTION: <hint>`` and ``# END SOLUTION`` become
-``raise NotImplementedError("<hint>")`` at the marker's indentation. Outputs are stripped.
+In a solution code cell, each solution region (its markers are defined in markers.py) becomes
+``raise NotImplementedError("<hint>")`` at the region's indentation. Outputs are stripped.
 
 It also writes (or, with --check, checks) the public form of every graded exercise, mqa_edu/checks/public/<name>.json,
 from its private definition: what check cells use (see mqa_edu/checks/public.py).
@@ -13,34 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 
-BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION(?::\s*(?P<hint>.*))?$")
-END = re.compile(r"^\s*# END SOLUTION\s*$")
+from . import markers
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
-    out, inside = [], None
-    for n, line in enumerate(source.splitlines(), 1):
-        m = BEGIN.match(line)
-        if m:
-            if inside is not None:
-                raise ValueError(f"{where}, line {n}: BEGIN SOLUTION inside another solution region")
-            inside = m
-            hint = (m.group("hint") or "replace this line with your solution").strip()
-            out.append(f'{m.group("indent")}raise NotImplementedError({hint!r})')
-        elif END.match(line):
-            if inside is None:
-                raise ValueError(f"{where}, line {n}: END SOLUTION without BEGIN SOLUTION")
-            inside = None
-        elif inside is None:
-            out.append(line)
-    if inside is not None:
-        raise ValueError(f"{where}: BEGIN SOLUTION is never closed")
+    """``source`` with each solution region replaced by ``raise NotImplementedError(<its hint>)``."""
+    out = []
+    for line in markers.lines(source, where):
+        if line.kind == "begin":
+            hint = line.hint or "replace this line with your solution"
+            out.append(f"{line.indent}raise NotImplementedError({hint!r})")
+        elif line.kind == "code":
+            out.append(line.text)
     return "\n".join(out)
 
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ..grading.registry import EXERCISES, exercise_tests
+from . import markers
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,7 +34,6 @@ PRIVATE_TESTS = ("tests/test_grading.py", "tests/test_check_cells.py", "tests/te
 PRIVATE = ("solutions", "mqa_edu/grading/exercises", *PRIVATE_TESTS, "benchmarks/grader_bench.py")
 SKIP_PARTS = {".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", "grading_out",
               "build", "dist"}
-MARKERS = ("# BEGIN SOLUTION", "# END SOLUTION")
 
 
 def course_files(repo: Path = REPO) -> list[Path]:
@@ -58,15 +58,12 @@ def solution_lines(repo: Path = REPO) -> set[str]:
     lines = set()
     for nb_path in sorted((repo / "solutions").rglob("*.ipynb")):  # exercises, and the lectures' full versions
         nb = nbformat.read(nb_path, as_version=4)
-        for cell in nb.cells:
-            inside = False
-            for line in cell.source.splitlines():
-                stripped = line.strip()
-                if stripped.startswith(MARKERS[0]):
-                    inside = True
-                elif stripped.startswith(MARKERS[1]):
-                    inside = False
-                elif inside and len(stripped) >= 20 and not stripped.startswith("#"):
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            for line in markers.lines(cell.source, f"{nb_path.name}, cell {i}"):
+                stripped = line.text.strip()
+                if line.kind == "solution" and len(stripped) >= 20 and not stripped.startswith("#"):
                     lines.add(stripped)
     return lines
 
@@ -85,10 +82,9 @@ def leaks(out: Path, secret_lines: set[str], private_digests: set[str]) -> list[
         if hashlib.sha256(data).hexdigest() in private_digests:
             found.append(f"{rel}: a copy of a private file")
         text = data.decode("utf-8", "replace")
-        # a solution region in a notebook or a module (the two tools that define the markers name them, as do docs)
-        if p.suffix in (".ipynb", ".py") and rel.as_posix() not in ("mqa_edu/authoring/make_exercise.py",
-                                                                     "mqa_edu/authoring/release.py"):
-            for m in MARKERS:
+        # a solution region in a notebook or a module (markers.py, the one parser of regions, names them)
+        if p.suffix in (".ipynb", ".py") and rel.as_posix() != "mqa_edu/authoring/markers.py":
+            for m in markers.MARKERS:
                 if m in text:
                     found.append(f"{rel}: contains {m!r}")
         for line in secret_lines:

@@ -39,8 +39,8 @@ def _softmax_whole(scores):
 def _softmax_global_max(scores):  # one maximum for the whole array: rows far below it underflow to 0/0
     s = np.asarray(scores, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        e = np.exp(s - s.max())
-        return e / e.sum(axis=-1, keepdims=True)
+        shifted = np.exp(s - s.max())
+        return shifted / shifted.sum(-1)[..., None]
 
 
 def _mask(n):
