@@ -20,6 +20,7 @@ import argparse
 import base64
 import hashlib
 import io
+import os
 import re
 import sys
 import tarfile
@@ -129,8 +130,17 @@ def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -
     if execute:
         from nbclient import NotebookClient
 
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(Path(notebook).parent)}}).execute()
+        # figures inline, as in JupyterLab, whatever MPLBACKEND says here (a test run sets Agg, which shows nothing)
+        saved = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(Path(notebook).parent)}}).execute()
+        finally:
+            if saved is None:
+                os.environ.pop("MPLBACKEND", None)
+            else:
+                os.environ["MPLBACKEND"] = saved
     rel = "_assets"
     # a plotting cell tagged hide-input shows its figure and not its code (the notebook keeps the code)
     config = Config()
