@@ -20,8 +20,9 @@ from tests.helpers import assert_identical_rows, with_cell, with_copies
 # points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
 AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
 SANDBOX_PROBLEM = sandbox_problem()
-# Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
+# Without bubblewrap the scoring tests still run, with isolation off (the attack tests are in test_grader_*.py).
 NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
+# the attack tests (test_grader_sandbox.py, test_grader_holes.py) import this: they need the sandbox and skip without it
 needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"{SANDBOX_PROBLEM}: {INSTALL_HINT}")
 
 ROOT = Path(__file__).resolve().parents[1]

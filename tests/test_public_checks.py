@@ -1,36 +1,9 @@
 """The public form check cells use: in sync with the private definition, holding no answer, judging like the
 private one, keeping tolerances, and recording (not confirming) a fixed answer."""
-import copy
 import json
-from pathlib import Path
-
-import nbformat
-import pytest
 
 from mqa_edu.checks import cell, judging
 from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
-from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
-
-# points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
-AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
-SANDBOX_PROBLEM = sandbox_problem()
-# Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
-NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
-needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"{SANDBOX_PROBLEM}: {INSTALL_HINT}")
-
-ROOT = Path(__file__).resolve().parents[1]
-SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
-EXERCISE_NB = ROOT / "exercises" / "ex01_cache_sizing.ipynb"
-
-
-def solution_nb():
-    return nbformat.read(SOLUTION, as_version=4)
-
-
-def add_cell(nb, source, at=1):
-    nb = copy.deepcopy(nb)
-    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
-    return nb
 
 
 def test_public_form_is_in_sync_with_the_private_definition():

@@ -1,36 +1,12 @@
 """The student release (mqa-release): nothing private in it, and it passes its own tests with working checks."""
-import copy
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from mqa_edu.grading.exercises.ex01_cache_sizing import EXERCISE
-from mqa_edu.grading.sandbox import INSTALL_HINT, sandbox_problem
-
-# points graded automatically: everything but the free-text answers, which the instructor marks (mqa-grade-marks)
-AUTO = EXERCISE.total - sum(q.points for q in EXERCISE.questions if q.kind == "text")
-SANDBOX_PROBLEM = sandbox_problem()
-# Without bubblewrap the scoring tests still run, with isolation off; the attack tests need the sandbox and skip.
-NO_SANDBOX = ["--no-sandbox"] if SANDBOX_PROBLEM else []
-needs_sandbox = pytest.mark.skipif(SANDBOX_PROBLEM is not None, reason=f"{SANDBOX_PROBLEM}: {INSTALL_HINT}")
-
 ROOT = Path(__file__).resolve().parents[1]
-SOLUTION = ROOT / "solutions" / "ex01_cache_sizing.ipynb"
-EXERCISE_NB = ROOT / "exercises" / "ex01_cache_sizing.ipynb"
-
-
-def solution_nb():
-    return nbformat.read(SOLUTION, as_version=4)
-
-
-def add_cell(nb, source, at=1):
-    nb = copy.deepcopy(nb)
-    nb.cells.insert(at, nbformat.v4.new_code_cell(source))
-    return nb
 
 
 @pytest.fixture(scope="module")
