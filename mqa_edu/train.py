@@ -58,6 +58,19 @@ def loss_on(model: Transformer, inputs, targets) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
 
+def train_step(model: Transformer, optimizer, inputs, targets, grad_clip: float, params=None) -> float:
+    """One step: forward, mean next-token loss, backward, clip the gradient norm, optimizer step. Returns the loss.
+    The gradients are zeroed first, because backward adds to them. ``params``: the ones to clip (default: all)."""
+    loss = loss_on(model, inputs, targets)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the training loss became {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters() if params is None else params, grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 @torch.no_grad()
 def evaluate(model: Transformer, make_batch, n_batches: int, generator: torch.Generator) -> float:
     was_training = model.training
@@ -88,20 +101,17 @@ def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
-        loss = loss_on(model, *train_batch(g_train))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()} at step {step}: lower lr (now {cfg.lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        record["train_loss"].append(round(loss.item(), 5))
+        try:
+            loss = train_step(model, opt, *train_batch(g_train), cfg.grad_clip, params)
+        except FloatingPointError as e:
+            raise FloatingPointError(f"{e} at step {step}: lower lr (now {cfg.lr})") from None
+        record["train_loss"].append(round(loss, 5))
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             val = evaluate(model, val_batch, cfg.eval_batches, torch.Generator().manual_seed(cfg.seed + 1))
             record["val"].append({"step": step + 1, "loss": round(val, 5)})
         if bar:
             bar.update(1)
-            bar.set_postfix_str(f"loss {loss.item():.3f}")
+            bar.set_postfix_str(f"loss {loss:.3f}")
     if bar:
         bar.close()
     model.eval()

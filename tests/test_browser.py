@@ -325,7 +325,7 @@ def test_the_checks_catch_a_broken_notebook(lab, browser):
 
 @pytest.fixture(scope="module")
 def decks(tmp_path_factory):
-    """Every lecture's deck, executed as `python -m mqa_edu.authoring.slides --all --execute` makes them (01-05 from
+    """Every lecture's deck, executed as `python -m mqa_edu.authoring.slides --all --execute` makes them (01-10 from
     their full
     versions; 00, 01, 03 and 06 have widgets)."""
     chromium()

@@ -82,7 +82,26 @@ def graded_answer_leaks(text: str) -> list:
               and re.search(rf"\b{mha}\b", line)]
     q4 = EXERCISE.question("q4").reference()
     leaks += [line for line in text.splitlines() if "Gemma-7B" in line and f"{q4:.2f}" in line]
-    return leaks
+    return leaks + answers_next_to_subjects(text)
+
+
+def answers_next_to_subjects(text: str) -> list:
+    """Every fixed graded answer of every exercise (the release's own leak scan: the answer in any of its printed
+    forms within 200 characters of its subject, e.g. a model's name)."""
+    import tempfile
+
+    from mqa_edu.authoring.release import answer_leaks
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "outputs.txt").write_text(text)
+        return answer_leaks(Path(folder))
+
+
+@pytest.mark.skipif(not PRIVATE_DEFINITIONS, reason="a student release has no private exercise definitions")
+@pytest.mark.parametrize("path", LECTURES + FULL_VERSIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_lecture_notebook_states_a_graded_answer(path):
+    """The sources (prose and code) too: the executed outputs are scanned in test_notebook_executes."""
+    nb = nbformat.read(path, as_version=4)
+    assert not answers_next_to_subjects("\n".join(c.source for c in nb.cells))
 
 
 @pytest.mark.skipif(not PRIVATE_DEFINITIONS, reason="a student release has no private exercise definitions")
@@ -92,6 +111,11 @@ def test_leak_detector_finds_what_notebook_06_used_to_print():
     assert graded_answer_leaks(f"right: {q3:,} B/token   [Falcon-7B]")
     assert graded_answer_leaks(f"context 8k: GQA-8 {_llama_batch(8):4} sequences, MHA {_llama_batch(32):4}")
     assert not graded_answer_leaks("Falcon-7B: 71 query heads share 1 KV head (exercise 1)")
+    from mqa_edu.authoring.release import answer_forms, fixed_answers
+    answers = fixed_answers()
+    assert len({qid.split(".")[0] for qid, _, _ in answers}) >= 3  # every exercise's fixed answers, not only ex01's
+    for qid, subject, value in answers:
+        assert graded_answer_leaks(f"{subject}: {answer_forms(value)[0]}"), qid
 
 
 @pytest.mark.slow

@@ -12,10 +12,12 @@ import pytest
 from mqa_edu import numpy_attention as na
 from mqa_edu.authoring.make_exercise import render
 from mqa_edu.checks import cell, judging, predict, reveal
-from mqa_edu.checks.yourturn import QUESTIONS
+from mqa_edu.checks.yourturn import QUESTIONS as FIRST_HALF
+from mqa_edu.checks.yourturn_later import QUESTIONS as SECOND_HALF
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "solutions" / "lectures").glob("*.ipynb"))
+QUESTIONS = {**FIRST_HALF, **SECOND_HALF}
 TASKS = [q for qs in QUESTIONS.values() for q in qs]
 MISTAKES = [(q, m) for q in TASKS for m in q.mistakes]
 
@@ -31,10 +33,11 @@ def test_the_student_version_is_generated_from_the_full_version(source):
         assert f"def {q.answer_name}(" in text and q.qid in text, q.qid
 
 
-def test_every_lecture_notebook_01_to_05_has_a_full_version():
+def test_every_lecture_notebook_01_to_10_has_a_full_version():
     if not SOURCES:
         pytest.skip("a student release has no full versions")
-    assert [p.name[:2] for p in SOURCES] == ["01", "02", "03", "04", "05"]
+    assert [p.name[:2] for p in SOURCES] == [f"{n:02d}" for n in range(1, 11)]
+    assert sorted(QUESTIONS) == [f"nb{n:02d}" for n in range(1, 11)]
 
 
 def test_at_least_two_tasks_and_a_prediction_per_converted_notebook():
@@ -115,7 +118,8 @@ def test_a_planted_mistake_gets_its_hint(task, mistake, capsys):
 
 @pytest.mark.parametrize("task", TASKS, ids=lambda q: q.qid)
 def test_the_reference_passes_fast_and_a_stub_is_not_yet_attempted(task, capsys):
-    task.cases(None, False)  # warm up: the first torch task imports torch
+    task.cases(None, False)  # warm up: the first torch task imports torch (and the train-step task the model)
+    task.reference(*task.cases(None, False)[0])
     start = time.perf_counter()
     assert cell.check(task.qid, task.reference).passed is True
     assert time.perf_counter() - start < 0.5
@@ -163,3 +167,125 @@ def test_no_check_says_only_that_an_answer_is_not_right():
                 assert q.hint, q.qid
                 ok, message = judging.judge(q, (), -12345)
                 assert not ok and len(message.split("is not right.")[-1].strip()) > 20, (q.qid, message)
+
+
+# ---------------------------------------------------------------------------------------------- 06-10
+def test_sizing_task_references_agree_with_the_package():
+    from mqa_edu.checks.yourturn_later import _configs, _max_context
+    from mqa_edu.sizing import from_hf_config, kv_cache_bytes, max_context
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    dtypes = {1: "fp8", 2: "fp16", 4: "fp32"}
+    for config in _configs():
+        spec = from_hf_config(config)
+        for context, batch, bpe in ((1, 1, 2), (31, 2, 4), (100, 3, 1), (5000, 1, 2)):
+            assert find["yt_config_bytes"].reference(config, context, batch, bpe) == \
+                kv_cache_bytes(spec, context, batch, dtypes[bpe]), (config, context)
+        for budget, batch, bpe in ((10_000, 1, 2), (700_000, 2, 2), (3_000_000, 1, 4)):
+            mine, package = _max_context(config, budget, batch, bpe), max_context(spec, batch, budget, dtypes[bpe])
+            limit = config["max_position_embeddings"]
+            assert mine == min(package, limit), (config, budget)  # the package has no limit: inf when all fits
+
+
+def test_decode_floor_references_agree_with_the_package():
+    import torch
+
+    from mqa_edu.bench import decode_attention_intensity, kv_bytes
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    cases = ((1, 32, 8, 8192, 128, 2, 3350), (3, 9, 3, 100, 16, 4, 20), (2, 71, 1, 7, 64, 2, 1))
+    for b, h, kv, ctx, hd, bpe, bw in cases:
+        dtype = {2: torch.float16, 4: torch.float32}[bpe]
+        assert find["yt_floor"].reference(b, h, kv, ctx, hd, bpe, bw) == pytest.approx(
+            kv_bytes(b, kv, ctx, hd, dtype) / (bw * 1e9) * 1e6, rel=1e-12)
+        assert find["yt_intensity"].reference(b, h, kv, ctx, hd, bpe) == pytest.approx(
+            decode_attention_intensity(h // kv, bpe), rel=1e-12)
+
+
+def test_head_comparison_references_agree_with_the_package():
+    import torch
+
+    from mqa_edu.checks.yourturn_later import _rows
+    from mqa_edu.redundancy import js_divergence, map_cosine
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    for seed in range(4):
+        p, q = _rows(seed, 6), _rows(seed + 10, 6)
+        assert find["yt_js"].reference(p, q).mean() == pytest.approx(js_divergence(torch.tensor(p), torch.tensor(q)),
+                                                                      rel=1e-9)
+        assert find["yt_cosine"].reference(p, q) == pytest.approx(map_cosine(torch.tensor(p), torch.tensor(q)),
+                                                                   rel=1e-9)
+
+
+def test_training_task_references_agree_with_the_package():
+    import torch
+
+    from mqa_edu.checks.yourturn_later import train_step, training_run
+    from mqa_edu.data import text_batch
+    from mqa_edu.train import train_step as package_step
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    ids = torch.arange(300) % 37
+    gen = torch.Generator().manual_seed(4)
+    x, y = text_batch(ids, 5, 12, gen)
+    starts = torch.randint(0, 300 - 12 - 1, (5,), generator=torch.Generator().manual_seed(4)).tolist()
+    mine_x, mine_y = find["yt_windows"].reference(ids, starts, 12)
+    assert torch.equal(mine_x, x) and torch.equal(mine_y, y)
+
+    assert training_run(train_step, 3, 5) == training_run(package_step, 3, 5)
+
+
+def test_real_model_task_references_agree_with_the_package():
+    import math
+
+    import torch
+
+    from mqa_edu.convert import _pool_heads
+    from mqa_edu.model import ModelConfig, Transformer
+    from mqa_edu.uptrain import perplexity
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    w = torch.randn(3 * 8, 10, dtype=torch.float64)
+    torch.testing.assert_close(find["yt_pool_mqa"].reference(w, 3), _pool_heads(w, 1, 8))
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(n_layers=1, d_model=16, n_heads=2, vocab_size=13, max_seq_len=16))
+    ids = torch.randint(0, 13, (1, 12))
+    with torch.no_grad():
+        mine = find["yt_perplexity"].reference(model(ids), ids)
+    assert mine == pytest.approx(perplexity(model, ids), rel=1e-5) and 1 < mine < 13 * math.e
+
+
+def test_the_train_step_check_is_not_traced_and_its_runs_start_fresh():
+    """The train-step task runs the course's model inside the learner's step: that is not 'calling the course's
+    answer', and each case starts from a fresh model, so the reference and the learner see the same start."""
+    from mqa_edu.checks.yourturn_later import runs_of, train_step
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    assert find["yt_train_step"].runs_course_code
+    assert runs_of(train_step)(0, 3) == runs_of(train_step)(0, 3)
+    assert not [q.qid for q in TASKS if q.runs_course_code and q.qid != "nb09.yt_train_step"]
+
+
+def _graded_function_questions():
+    from mqa_edu.grading.registry import EXERCISES, load_exercise
+    return [(name, q) for name in EXERCISES for q in load_exercise(name).questions if q.kind == "function"]
+
+
+@pytest.mark.skipif(not (ROOT / "mqa_edu" / "grading" / "exercises").is_dir(),
+                    reason="a student release has no private exercise definitions")
+@pytest.mark.parametrize("task", TASKS, ids=lambda q: q.qid)
+def test_no_task_is_a_graded_question_under_another_name(task):
+    """A "your turn" task's check must not confirm a graded answer: run its reference on every graded function
+    question's hidden cases; it must not reproduce the graded reference on all of them (it raises, or differs)."""
+    import random
+    import warnings
+
+    from mqa_edu.checks.judging import matches
+    for name, graded in _graded_function_questions():
+        assert task.answer_name != graded.answer_name, (task.qid, graded.qid)
+        cases = graded.cases(random.Random(f"leak-{graded.qid}"), hidden=True)
+        same = 0
+        for case in cases:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    got = task.reference(*case)
+            except Exception:
+                continue
+            expected = graded.reference(*case)
+            same += matches(got, expected, max(graded.rel_tol, 1e-9))
+        assert same < len(cases), f"{task.qid} answers {graded.qid} ({name})"

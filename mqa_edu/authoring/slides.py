@@ -168,7 +168,7 @@ def deck(notebook: Path, out: Path, execute: bool = False, timeout: int = 600) -
 
 
 def lecture_notebooks() -> list[Path]:
-    """What a lecturer presents: the full versions of 01-05 where they exist, the notebooks themselves otherwise."""
+    """What a lecturer presents: the full versions of 01-10 where they exist, the notebooks themselves otherwise."""
     full = {p.name: p for p in (ROOT / "solutions" / "lectures").glob("*.ipynb")}
     return [full.get(p.name, p) for p in sorted((ROOT / "notebooks").glob("*.ipynb"))]
 
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mqa_edu.authoring.slides",
                                  description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("notebooks", nargs="*", type=Path, help="notebooks to render")
-    ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-05)")
+    ap.add_argument("--all", action="store_true", help="every lecture (full versions of 01-10)")
     ap.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks and their assets")
     ap.add_argument("--execute", action="store_true", help="run each notebook first, so the deck has its outputs")
     a = ap.parse_args(argv)

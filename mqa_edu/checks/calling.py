@@ -57,7 +57,9 @@ def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0, convert
     if use_alarm:
         signal.setitimer(signal.ITIMER_REAL, seconds)
     previous_profile = sys.getprofile()
-    sys.setprofile(tracer)
+    traced = not q.runs_course_code
+    if traced:
+        sys.setprofile(tracer)
     try:
         value = answer(*case) if q.kind == "function" else answer()  # a value's "cases" are what it is judged on
         if convert is not None:
@@ -70,8 +72,9 @@ def call_answer(q: Question, answer, case: tuple, seconds: float = 10.0, convert
     except Exception as exc:  # the student's bug, reported as a message
         value, error = None, _message(exc)
     finally:
-        tampered = sys.getprofile() is not tracer
-        sys.setprofile(previous_profile)
+        tampered = traced and sys.getprofile() is not tracer
+        if traced:
+            sys.setprofile(previous_profile)
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, old)

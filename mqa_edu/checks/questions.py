@@ -60,6 +60,8 @@ class Question:
     rubric: str = ""  # kind "text": how the instructor marks it (exported with the answers by mqa-grade)
     after: str = ""  # a "your turn" task: what the notebook uses next, so an unsolved task never blocks it
     subject: str = ""  # a fixed graded answer: the name that gives the answer away when it stands next to it
+    runs_course_code: bool = False  # a "your turn" task whose cases run the course's model: calls into mqa_edu are
+    # expected there, so they are neither traced nor reported
 
     def cases(self, rng, hidden: bool):
         maker = self.hidden_cases if hidden and self.hidden_cases else self.public_cases

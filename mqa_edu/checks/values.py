@@ -59,6 +59,8 @@ def as_array(value):
     shape, flat = [], []
 
     def walk(v, depth):
+        if depth and hasattr(v, "tolist") and hasattr(v, "shape"):  # arrays inside a tuple: (inputs, targets)
+            v = v.tolist()
         if isinstance(v, (list, tuple)):
             if depth == len(shape):
                 if flat:  # numbers were found at this depth before: ragged
