@@ -220,13 +220,15 @@ class GroupedQueryAttention(nn.Module):
     """Causal self-attention with ``n_kv_heads`` shared K/V heads: MHA (n_kv_heads = n_heads), GQA, MQA (1)."""
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, head_dim: int | None = None,
-                 bias: bool = False, device=None, dtype=None):
+                 bias: bool = False, device=None, dtype=None, computes_kv: bool = True):
         super().__init__()
         self.cfg = HeadConfig(d_model, n_heads, n_kv_heads, head_dim)
         c, kw = self.cfg, {"bias": bias, "device": device, "dtype": dtype}
+        self.computes_kv = computes_kv  # False: cross-layer attention, this layer reads the K/V of the one below
         self.q_proj = nn.Linear(c.d_model, c.q_width, **kw)
-        self.k_proj = nn.Linear(c.d_model, c.kv_width, **kw)  # the only K/V weights: n_kv_heads of them
-        self.v_proj = nn.Linear(c.d_model, c.kv_width, **kw)
+        if computes_kv:
+            self.k_proj = nn.Linear(c.d_model, c.kv_width, **kw)  # the only K/V weights: n_kv_heads of them
+            self.v_proj = nn.Linear(c.d_model, c.kv_width, **kw)
         self.o_proj = nn.Linear(c.q_width, c.d_model, **kw)
 
     def check_input(self, x):
@@ -255,7 +257,7 @@ class GroupedQueryAttention(nn.Module):
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.cfg.q_width))
 
     def forward(self, x, attention_mask=None, causal: bool = True, *, rope=None, cache=None, start: int = 0,
-                mask=None):
+                mask=None, shared_kv=None, kv_out: list | None = None):
         """x: (batch, seq, d_model) -> (batch, seq, d_model).
 
         On its own (notebook 04): ``attention_mask`` (batch, seq), 1 = real token, 0 = padding, and ``causal``.
@@ -263,13 +265,16 @@ class GroupedQueryAttention(nn.Module):
         before caching, so cached keys keep their positions; ``cache`` is a layer cache whose slots ``start ..
         start+seq-1`` receive the new K/V (only the n_kv_heads heads, never repeated); ``mask`` is the model's
         prebuilt (batch or 1, 1, seq, start+seq) bool mask, shared by all layers, or None for "see everything".
+        Cross-layer attention (notebook 11): ``shared_kv`` = the (K, V) a layer below read, used instead of this
+        layer's own; ``kv_out``, a list, receives the (K, V) this layer read, for a layer above to share (the output
+        stays one tensor, so hooks on this module see what they always saw).
         """
         self.check_input(x)
         b, t, _ = x.shape
         if mask is not None and attention_mask is not None:
             raise ValueError("pass either attention_mask (a (batch, seq) padding mask) or mask (a prebuilt 4-d "
                              "attention mask), not both")
-        if cache is None:
+        if cache is None and shared_kv is None:
             if start:
                 raise ValueError(f"start={start} needs a cache: without one the keys are just these {t} tokens")
             if mask is None:
@@ -279,12 +284,28 @@ class GroupedQueryAttention(nn.Module):
         elif attention_mask is not None:
             raise ValueError("with a cache, pass mask= covering the cached slots too (Transformer.forward builds it), "
                              "not attention_mask")
-        q, k, v = self.project(x)
+        out, kv = self._attend(x, rope, cache, start, mask, shared_kv)
+        if kv_out is not None:
+            kv_out.append(kv)
+        return out
+
+    def _attend(self, x, rope, cache, start, mask, shared_kv):
+        if shared_kv is None and not self.computes_kv:
+            raise ValueError("this layer has no K/V projections (cross-layer attention): it reads the K/V of the "
+                             "layer below, passed as shared_kv")
+        if shared_kv is not None:  # cross-layer attention: only the queries are this layer's own
+            b, t, _ = x.shape
+            q = self.q_proj(x).view(b, t, self.cfg.n_heads, self.cfg.head_dim).transpose(1, 2)
+            k, v = shared_kv
+        else:
+            q, k, v = self.project(x)
+            if rope is not None:
+                k = apply_rotary(k, *rope)  # never v: values carry content, not position
+            if cache is not None:
+                k, v = cache.update(start, k, v)  # (b, n_kv_heads, start + t, hd) in q's dtype, never repeated
         if rope is not None:
-            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)  # never v: values carry content, not position
-        if cache is not None:
-            k, v = cache.update(start, k, v)  # (b, n_kv_heads, start + t, hd) in q's dtype, never repeated
-        return self.merge(grouped_attention(q, k, v, mask))
+            q = apply_rotary(q, *rope)
+        return self.merge(grouped_attention(q, k, v, mask)), (k, v)
 
     # -- moving weights to and from the NumPy reference (x @ W layout) --
     _NAMES = (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj"))

@@ -134,15 +134,20 @@ def forward_flops(cfg: HeadConfig, seq_len: int, kv_len: int | None = None, batc
     return flops
 
 
-def kv_cache_elements(n_kv_heads: int, head_dim: int, tokens: int = 1, batch: int = 1, n_layers: int = 1) -> int:
+def kv_cache_elements(n_kv_heads: int, head_dim: int, tokens: int = 1, batch: int = 1, n_layers: int = 1,
+                      latent: int | None = None) -> int:
     """Numbers a KV cache holds: K and V (the 2), for each layer, KV head, head dimension, token and sequence.
 
     THE formula of the course: sizing (bytes = this x bytes per element), the benchmarks' bytes read per step and
     the cache's measured ``nbytes`` all come back to it. Query heads do not appear: only the n_kv_heads are cached.
+    ``n_layers`` counts the layers that cache: with cross-layer attention (CLA) fewer than the model has.
+    ``latent`` (MLA, notebook 11): the numbers one token leaves per layer, kv_lora_rank + rope_dim, which replace
+    2 x n_kv_heads x head_dim: one latent stands for K and V of every head.
     """
     n_kv_heads, head_dim = check_int("n_kv_heads", n_kv_heads), check_int("head_dim", head_dim)
     tokens, batch = check_int("tokens", tokens, minimum=0), check_int("batch", batch, minimum=0)
-    return 2 * check_int("n_layers", n_layers) * n_kv_heads * head_dim * tokens * batch
+    per_token = 2 * n_kv_heads * head_dim if latent is None else check_int("latent", latent)
+    return check_int("n_layers", n_layers) * per_token * tokens * batch
 
 
 def kv_elements_per_token(cfg: HeadConfig, n_layers: int = 1) -> int:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .heads import check_int
+from .latent import LatentLayerCache, check_latent
 
 # Storage dtypes a cache accepts. fp8 is stored without a scale (values are saturated to its finite range, +-448 for
 # e4m3), which is fine for activations of the size K and V have; production fp8 caches add a per-tensor scale.
@@ -101,15 +102,25 @@ class KVCache(nn.Module):
     """A whole model's cache: one layer cache per layer, plus the per-row bookkeeping shared by all layers."""
 
     def __init__(self, n_layers, batch, n_kv_heads, max_len, head_dim, dtype=torch.float32, device=None,
-                 growing: bool = False):
+                 growing: bool = False, latent: tuple | None = None):
+        """``n_layers``: the layers that cache K/V (with cross-layer attention, fewer than the model has).
+        ``latent`` = (kv_lora_rank, rope_dim): an MLA cache, one latent and one rotary key per token and layer."""
         super().__init__()
         for name, val in (("n_layers", n_layers), ("batch", batch), ("n_kv_heads", n_kv_heads),
                           ("max_len", max_len), ("head_dim", head_dim)):
             check_int(name, val)
         self.dtype = check_cache_dtype(dtype)
-        layer_cls = ConcatLayerKVCache if growing else LayerKVCache
-        self.layers = nn.ModuleList(layer_cls(batch, n_kv_heads, max_len, head_dim, dtype, device)
-                                    for _ in range(n_layers))
+        if latent is not None:
+            if growing:
+                raise ValueError("growing=True is the naive K/V cache of notebook 05; an MLA cache is static")
+            rank, rope_dim = check_latent(*latent)
+            self.layers = nn.ModuleList(LatentLayerCache(batch, rank, rope_dim, max_len, dtype, device)
+                                        for _ in range(n_layers))
+        else:
+            layer_cls = ConcatLayerKVCache if growing else LayerKVCache
+            self.layers = nn.ModuleList(layer_cls(batch, n_kv_heads, max_len, head_dim, dtype, device)
+                                        for _ in range(n_layers))
+        self.latent = None if latent is None else (rank, rope_dim)
         self.batch, self.n_kv_heads, self.max_len, self.head_dim = batch, n_kv_heads, max_len, head_dim
         self.register_buffer("key_mask", torch.zeros(batch, max_len, dtype=torch.bool, device=device),
                              persistent=False)
@@ -123,8 +134,9 @@ class KVCache(nn.Module):
         max_len = cfg.max_seq_len if max_len is None else max_len
         if max_len > cfg.max_seq_len:
             raise ValueError(f"max_len={max_len} exceeds the model's max_seq_len={cfg.max_seq_len}")
-        return cls(cfg.n_layers, batch, cfg.n_kv_heads, max_len, cfg.head_dim, dtype or torch.float32, device,
-                   growing)
+        latent = (cfg.kv_lora_rank, cfg.rope_dim) if getattr(cfg, "kv_lora_rank", None) else None
+        return cls(getattr(cfg, "n_kv_layers", cfg.n_layers), batch, cfg.n_kv_heads, max_len, cfg.head_dim,
+                   dtype or torch.float32, device, growing, latent)
 
     @property
     def device(self):
@@ -154,10 +166,14 @@ class KVCache(nn.Module):
 
     def check_fits(self, cfg):
         """Raise unless this cache was built for a model of configuration ``cfg``."""
-        if self.n_kv_heads != cfg.n_kv_heads or self.head_dim != cfg.head_dim or len(self.layers) != cfg.n_layers:
+        latent = (cfg.kv_lora_rank, cfg.rope_dim) if getattr(cfg, "kv_lora_rank", None) else None
+        layers = getattr(cfg, "n_kv_layers", cfg.n_layers)
+        if self.n_kv_heads != cfg.n_kv_heads or self.head_dim != cfg.head_dim or len(self.layers) != layers \
+                or self.latent != latent:
             raise ValueError(f"this cache was built for another model configuration: it holds n_layers="
-                             f"{len(self.layers)}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}; the model "
-                             f"has n_layers={cfg.n_layers}, n_kv_heads={cfg.n_kv_heads}, head_dim={cfg.head_dim}")
+                             f"{len(self.layers)}, n_kv_heads={self.n_kv_heads}, head_dim={self.head_dim}, latent="
+                             f"{self.latent}; the model caches n_layers={layers}, n_kv_heads={cfg.n_kv_heads}, "
+                             f"head_dim={cfg.head_dim}, latent={latent}")
 
     def reserve(self, attention_mask):
         """Claim the next slots for t new tokens of each row; return (start, positions (b, t), key_mask (b, end)).

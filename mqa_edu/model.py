@@ -12,6 +12,7 @@ from torch import nn
 from .attention import GroupedQueryAttention, check_attention_mask, make_mask
 from .heads import HeadConfig, check_int
 from .kv_cache import KVCache
+from .latent import LatentAttention, check_latent
 from .rotary import Rotary
 
 
@@ -28,17 +29,52 @@ class ModelConfig:
     norm_eps: float = 1e-5
     d_ff: int | None = None  # SwiGLU hidden width; None: about 8/3 d_model, rounded up to a multiple of 32
     tie_embeddings: bool = False
+    # Beyond MQA (notebook 11). MLA: a latent of kv_lora_rank numbers and one rotary key of rope_dim per token and
+    # layer are cached (latent.py). CLA: kv_share consecutive layers share one K/V, computed by the first of them.
+    kv_lora_rank: int | None = None  # None: K/V heads as usual (MHA/GQA/MQA)
+    rope_dim: int | None = None  # MLA's rotary key width (even); the rest of each head's query is head_dim wide
+    kv_share: int = 1  # 1: every layer has its own K/V; 2: CLA2
 
     def __post_init__(self):
         heads = HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)
         self.n_kv_heads, self.head_dim = heads.n_kv_heads, heads.head_dim
         for name in ("n_layers", "vocab_size", "max_seq_len"):
             check_int(name, getattr(self, name))
-        if self.head_dim % 2:
+        self.kv_share = check_int("kv_share", self.kv_share)
+        if self.kv_share > self.n_layers:
+            raise ValueError(f"kv_share must be between 1 and n_layers={self.n_layers}, got {self.kv_share}")
+        if self.kv_lora_rank is not None:
+            if self.rope_dim is None:
+                raise ValueError("an MLA model (kv_lora_rank set) needs rope_dim, the width of its shared rotary key")
+            check_latent(self.kv_lora_rank, self.rope_dim)
+            if self.n_kv_heads != self.n_heads:
+                raise ValueError(f"MLA up-projects one key and value per query head: leave n_kv_heads None (or "
+                                 f"{self.n_heads}), got {self.n_kv_heads}")
+            if self.kv_share != 1:
+                raise ValueError("MLA with cross-layer sharing (kv_share > 1) is not built here: pick one")
+        elif self.rope_dim is not None:
+            raise ValueError("rope_dim is MLA's: set kv_lora_rank too, or leave rope_dim None")
+        elif self.head_dim % 2:
             raise ValueError(f"head_dim must be even for rotary embeddings, got {self.head_dim}")
         if self.d_ff is None:
             self.d_ff = -(-8 * self.d_model // 3 // 32) * 32
         check_int("d_ff", self.d_ff)
+
+    @property
+    def kind(self) -> str:
+        """MHA, GQA-n, MQA, MLA-r, with "+CLAk" when layers share K/V."""
+        base = f"MLA-{self.kv_lora_rank}" if self.kv_lora_rank else HeadConfig(
+            self.d_model, self.n_heads, self.n_kv_heads, self.head_dim).kind
+        return base + (f"+CLA{self.kv_share}" if self.kv_share > 1 else "")
+
+    def computes_kv(self, layer: int) -> bool:
+        """Does this layer compute (and cache) its own K/V? With CLA only the first of each kv_share layers does."""
+        return layer % self.kv_share == 0
+
+    @property
+    def n_kv_layers(self) -> int:
+        """Layers that compute and cache K/V: ceil(n_layers / kv_share) (an odd layer count rounds UP)."""
+        return -(-self.n_layers // self.kv_share)
 
 
 class RMSNorm(nn.Module):
@@ -67,17 +103,24 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig, device=None, dtype=None):
+    def __init__(self, cfg: ModelConfig, device=None, dtype=None, layer: int = 0):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
-        self.self_attn = GroupedQueryAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
-                                               device=device, dtype=dtype)
+        if cfg.kv_lora_rank:
+            self.self_attn = LatentAttention(cfg.d_model, cfg.n_heads, cfg.head_dim, cfg.kv_lora_rank, cfg.rope_dim,
+                                             device=device, dtype=dtype)
+        else:
+            self.self_attn = GroupedQueryAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                                                   device=device, dtype=dtype, computes_kv=cfg.computes_kv(layer))
         self.post_attention_layernorm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
         self.mlp = SwiGLU(cfg.d_model, cfg.d_ff, device, dtype)
 
-    def forward(self, x, rope, mask, layer_cache=None, start=0):
-        x = x + self.self_attn(self.input_layernorm(x), rope=rope, cache=layer_cache, start=start, mask=mask)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x, rope, mask, layer_cache=None, start=0, shared_kv=None):
+        """-> (x, the K/V its attention read: what a cross-layer-attention layer above reuses)."""
+        kv = []
+        x = x + self.self_attn(self.input_layernorm(x), rope=rope, cache=layer_cache, start=start, mask=mask,
+                               shared_kv=shared_kv, kv_out=kv)
+        return x + self.mlp(self.post_attention_layernorm(x)), kv[0]
 
 
 class Transformer(nn.Module):
@@ -85,12 +128,12 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.d_model, device=device, dtype=dtype)
-        self.layers = nn.ModuleList(Block(cfg, device, dtype) for _ in range(cfg.n_layers))
+        self.layers = nn.ModuleList(Block(cfg, device, dtype, layer=i) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps, device, dtype)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False, device=device, dtype=dtype)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
-        self.rotary = Rotary(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, device)
+        self.rotary = Rotary(cfg.rope_dim or cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, device)
         self.apply(self._init)
 
     @staticmethod
@@ -144,8 +187,11 @@ class Transformer(nn.Module):
             t, start + t, q_start=start, attention_mask=key_mask if has_padding else None, device=tokens.device)
         x = self.embed_tokens(tokens)
         rope = self.rotary(positions, x.dtype)
+        kv = None
         for i, layer in enumerate(self.layers):
-            x = layer(x, rope, mask, cache.layers[i] if cache is not None else None, start)
+            own = self.cfg.computes_kv(i)  # with CLA, the other layers read the K/V of the last one that computed
+            layer_cache = cache.layers[i // self.cfg.kv_share] if cache is not None and own else None
+            x, kv = layer(x, rope, mask, layer_cache, start, shared_kv=None if own else kv)
         if last_only:
             x = x[:, -1:]
         return self.logits(self.norm(x))

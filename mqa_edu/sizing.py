@@ -54,10 +54,19 @@ class ModelSpec:
     source: str = ""
     note: str = ""
     layer_types: tuple | None = None
+    kv_lora_rank: int | None = None  # MLA (notebook 11): the latent each token caches per layer...
+    rope_dim: int | None = None  # ...plus one rotary key shared by the heads
+    kv_share: int = 1  # CLA: layers per shared K/V (2 = CLA2); only every kv_share-th layer caches
 
     def __post_init__(self):
         HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim)  # validates
         check_int("n_layers", self.n_layers)
+        check_int("kv_share", self.kv_share)
+        if (self.kv_lora_rank is None) != (self.rope_dim is None):
+            raise ValueError("an MLA spec needs both kv_lora_rank and rope_dim (or neither)")
+        if self.kv_lora_rank is not None:
+            check_int("kv_lora_rank", self.kv_lora_rank)
+            check_int("rope_dim", self.rope_dim)
         if self.sliding_window is not None:
             check_int("sliding_window", self.sliding_window)
         if self.layer_types is not None:
@@ -71,7 +80,20 @@ class ModelSpec:
 
     @property
     def kind(self) -> str:
-        return HeadConfig(self.d_model, self.n_heads, self.n_kv_heads, self.head_dim).kind
+        base = "MLA" if self.kv_lora_rank else HeadConfig(self.d_model, self.n_heads, self.n_kv_heads,
+                                                          self.head_dim).kind
+        return base + (f"+CLA{self.kv_share}" if self.kv_share > 1 else "")
+
+    @property
+    def latent(self) -> int | None:
+        """MLA's numbers per token and layer (kv_lora_rank + rope_dim), None for K/V heads."""
+        return None if self.kv_lora_rank is None else self.kv_lora_rank + self.rope_dim
+
+    @property
+    def cache_layers(self) -> tuple:
+        """The layers that compute and cache K/V: all of them, or with CLA the first of every kv_share (an odd count
+        of layers rounds up: 5 layers in CLA2 cache 3)."""
+        return tuple(range(0, self.n_layers, self.kv_share))
 
     @property
     def layer_windows(self) -> tuple:
@@ -93,13 +115,16 @@ def kv_cache_bytes(spec: ModelSpec, seq_len: int, batch: int = 1, dtype="fp16") 
         raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
     seq_len = check_int("seq_len", seq_len, minimum=0)
     batch = check_int("batch", batch, minimum=0)
-    tokens = sum(seq_len if w is None else min(seq_len, w) for w in spec.layer_windows)  # summed over layers
-    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, tokens, batch) * element_bytes(dtype))
+    windows = spec.layer_windows
+    tokens = sum(seq_len if windows[i] is None else min(seq_len, windows[i]) for i in spec.cache_layers)
+    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, tokens, batch, latent=spec.latent)
+               * element_bytes(dtype))
 
 
 def bytes_per_token(spec: ModelSpec, dtype="fp16") -> int:
-    """KV-cache bytes one token adds while no window is full (all layers)."""
-    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, n_layers=spec.n_layers) * element_bytes(dtype))
+    """KV-cache bytes one token adds while no window is full (every layer that caches)."""
+    return int(kv_cache_elements(spec.n_kv_heads, spec.head_dim, n_layers=len(spec.cache_layers), latent=spec.latent)
+               * element_bytes(dtype))
 
 
 def format_bytes(n: float) -> str:
@@ -210,6 +235,10 @@ def from_hf_config(config: dict, name: str = "model") -> ModelSpec:
             layer_types = tuple(SLIDING if i % 2 == 0 else FULL for i in range(n_layers))
         elif config.get("max_window_layers") is not None:
             layer_types = tuple(SLIDING if i >= config["max_window_layers"] else FULL for i in range(n_layers))
+    if config.get("kv_lora_rank"):  # MLA (DeepSeek-V2/V3): a latent and one rotary key per token and layer
+        return ModelSpec(name, n_layers, d_model, n_heads, n_heads, config.get("v_head_dim", head_dim),
+                         kv_lora_rank=config["kv_lora_rank"], rope_dim=config["qk_rope_head_dim"],
+                         source="Hugging Face config.json")
     return ModelSpec(name, n_layers, d_model, n_heads, n_kv, head_dim, sliding_window=window,
                      layer_types=layer_types, source="Hugging Face config.json")
 
@@ -246,6 +275,20 @@ REAL_MODELS = {s.name: s for s in [
               source="Gemma Team 2025 (Gemma 3 report: 5 local layers per global one, 1024-token window); "
                      "google/gemma-3-4b config.json (sliding_window_pattern 6)",
               note="only every sixth layer (5 of 34) keeps the whole context"),
+]}
+
+# Beyond MQA (notebook 11): designs that cache less than one K/V head per layer. Not in REAL_MODELS, whose rows are
+# K/V-head models that notebook 06's table and calculator vary. No public configuration of a CLA model was found
+# (Brandon et al. 2024 describe their 1B and 3B models in the paper only), so CLA has no row here.
+LATENT_MODELS = {s.name: s for s in [
+    ModelSpec("DeepSeek-V2", 60, 5120, 128, 128, 128, kv_lora_rank=512, rope_dim=64, n_params=236e9,
+              source="DeepSeek-AI 2024 (arXiv 2405.04434), section 2.1; deepseek-ai/DeepSeek-V2 config.json "
+                     "(kv_lora_rank 512, qk_rope_head_dim 64, qk_nope_head_dim 128, v_head_dim 128)",
+              note="MLA: 512 + 64 = 576 numbers per token and layer; the paper: the cache of GQA with 2.25 groups"),
+    ModelSpec("DeepSeek-V3", 61, 7168, 128, 128, 128, kv_lora_rank=512, rope_dim=64, n_params=671e9,
+              source="DeepSeek-AI 2024 (arXiv 2412.19437); deepseek-ai/DeepSeek-V3 config.json (the same MLA "
+                     "dimensions as V2)",
+              note="MLA, 61 layers"),
 ]}
 
 # bytes per token in fp16 as published in ../shared/reference/mqa_facts.md (the tests recompute every one). Falcon-7B's

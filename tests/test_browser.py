@@ -30,7 +30,8 @@ from tests.helpers import SHOTS
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENT_NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "exercises").glob("*.ipynb"))
-SLOW = {"08_head_redundancy": 300, "10_real_model": 420}  # seconds to run all cells; 180 for the others
+SLOW = {"08_head_redundancy": 300, "09_quality_tradeoff": 300, "10_real_model": 420}  # seconds to run all cells;
+# 180 for the others (09 trains a model live: about a minute alone, more on a loaded machine)
 INSTALL = ("no Chromium found: install Debian's build with `sudo apt-get install -y chromium` (`.ci/run` does), or "
            "point MQA_EDU_CHROMIUM at a Chromium binary; Playwright's own browser download is not needed")
 # Chromium's own background traffic (updates, safe browsing, ...) is switched off, and a proxy that points at a closed

@@ -23,9 +23,9 @@ def exercise(name):
     return importlib.import_module(EXERCISES[name]).EXERCISE
 
 
-def test_the_registry_holds_all_four_exercises():
+def test_the_registry_holds_all_five_exercises():
     assert sorted(EXERCISES) == ["ex01_cache_sizing", "ex02_head_redundancy", "ex03_quality_tradeoff",
-                                 "ex04_case_studies"]
+                                 "ex04_case_studies", "ex05_kv_design"]
 
 
 @pytest.mark.parametrize("name", NAMES)

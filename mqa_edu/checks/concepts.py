@@ -1,4 +1,4 @@
-"""'Check your understanding' questions of notebooks 01-10, with a hint for each tempting wrong answer."""
+"""'Check your understanding' questions of notebooks 01-11, with a hint for each tempting wrong answer."""
 from __future__ import annotations
 
 import math
@@ -123,6 +123,17 @@ NOTEBOOKS = {
         value("nb10.factor", "pooling its 3 K/V heads into 1 in every layer shrinks the KV cache by what factor?", 3,
               wrong={9: "against MHA it would be 9; the model already shares each K/V head among 3 query heads."},
               hint='the cache scales with n_kv_heads: 3 K/V heads become 1.'),
+    ],
+    "nb11": [
+        choice("nb11.absorbed", "do the absorbed and the naive MLA steps give different outputs?", "b", {
+            "a": "the two paths multiply the same matrices in another order: the same attention, up to rounding "
+                 "(section 2 measured the difference).",
+            "c": "the cache is the same for both: the latents and the shared rotary keys."}),
+        value("nb11.groups", "DeepSeek-V2 caches 576 numbers per token and layer. As GQA with head_dim 128, that is "
+                             "the cache of how many K/V heads?", 2.25, rel_tol=1e-3,
+              wrong={4.5: "each K/V head caches a K AND a V of 128 numbers: divide by 2 x 128.",
+                     128: "that is its number of query heads; the latent replaces the K/V heads."},
+              hint="576 / (2 x 128)."),
     ],
 }
 

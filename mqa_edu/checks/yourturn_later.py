@@ -268,6 +268,38 @@ def _ppl_cases(rng):
             (torch.randn(1, 10, 7, generator=gen, dtype=torch.float64), torch.randint(0, 7, (1, 10), generator=gen))]
 
 
+# ---------------------------------------------------------------------------------------------- 11: MLA
+def _mla_case(seed, h, hd, r, dr, length):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(h, hd)).round(4), rng.normal(size=(h, dr)).round(4), rng.normal(size=(length, r)).round(4),
+            rng.normal(size=(length, dr)).round(4), (rng.normal(size=(h, hd, r)) / np.sqrt(r)).round(4),
+            (rng.normal(size=(h, hd, r)) / np.sqrt(r)).round(4))
+
+
+def _up_project(c, w_up, how="right"):
+    """Cached latents c (length, r) -> per-head vectors (h, length, hd) through w_up (h, hd, r)."""
+    c, w_up = np.asarray(c, dtype=np.float64), np.asarray(w_up, dtype=np.float64)
+    if how == "no_transpose":  # c @ w_up read as (h, r, hd): the rows and columns of each head's matrix swapped
+        return c @ w_up.reshape(w_up.shape[0], w_up.shape[2], w_up.shape[1])
+    if how == "shared":  # one matrix for all heads (the first head's)
+        return np.repeat((c @ w_up[0].T)[None], w_up.shape[0], axis=0)
+    return np.einsum("lr,hdr->hld", c, w_up)
+
+
+def _step(q_nope, q_rope, c, k_rope, w_uk, w_uv, scale="both", rope=True, absorbed=True):
+    """One decode step of MLA for one token: (h, hd) out. With ``absorbed``, W_UK goes into the query and W_UV after
+    the weighted sum of latents, so no per-head key or value is ever built."""
+    q_nope, q_rope, c, k_rope, w_uk, w_uv = (np.asarray(a, dtype=np.float64) for a in
+                                             (q_nope, q_rope, c, k_rope, w_uk, w_uv))
+    hd, dr = q_nope.shape[-1], q_rope.shape[-1]
+    q_lat = np.einsum("hd,hdr->hr", q_nope, w_uk)  # (h, r)
+    scores = q_lat @ c.T + (q_rope @ k_rope.T if rope else 0.0)  # (h, length)
+    scores = scores / np.sqrt({"both": hd + dr, "nope": hd}[scale])
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p = p / p.sum(-1, keepdims=True)
+    return np.einsum("hr,hdr->hd", p @ c, w_uv)
+
+
 QUESTIONS = {
     "nb06": [
         Question(
@@ -396,7 +428,7 @@ QUESTIONS = {
             after="The notebook goes on with the package's data.text_batch."),
         Question(
             "nb09.yt_train_step", "your turn: one training step", 1, "function", "my_train_step",
-            reference=runs_of(train_step), rel_tol=1e-5, public_cases=lambda rng: [(0, 4), (1, 3)],
+            reference=runs_of(train_step), rel_tol=1e-5, public_cases=lambda rng: [(0, 3), (1, 2)],
             runs_course_code=True,
             mistakes=[
                 Mistake("no_zero_grad", runs_of(lambda *a: train_step(*a, order="no_zero")),
@@ -448,5 +480,39 @@ QUESTIONS = {
             ],
             hint="nll = F.cross_entropy(logits[0, :-1], ids[0, 1:]); return math.exp(nll).",
             after="The notebook goes on with the package's uptrain.perplexity."),
+    ],
+    "nb11": [
+        Question(
+            "nb11.yt_up_project", "your turn: keys (or values) from the cached latents", 1, "function",
+            "my_up_project", reference=_up_project, rel_tol=1e-9,
+            public_cases=lambda rng: [(_mla_case(1, 2, 3, 4, 2, 5)[2], _mla_case(1, 2, 3, 4, 2, 5)[4]),
+                                      (_mla_case(2, 3, 2, 5, 2, 4)[2], _mla_case(2, 3, 2, 5, 2, 4)[4]),
+                                      (_mla_case(3, 1, 4, 4, 2, 3)[2], _mla_case(3, 1, 4, 4, 2, 3)[5])],
+            mistakes=[
+                Mistake("no_transpose", lambda c, w: _up_project(c, w, "no_transpose"),
+                        "each head's matrix maps a latent (r numbers) to a head_dim vector: it is (head_dim, r), so "
+                        "a latent row c multiplies its TRANSPOSE: c @ w_up[h].T."),
+                Mistake("shared", lambda c, w: _up_project(c, w, "shared"),
+                        "every head has its own up-projection w_up[h]: the heads share the latent, not the matrix."),
+            ],
+            hint="for each head h: c @ w_up[h].T, stacked into (n_heads, length, head_dim) "
+                 "(np.einsum('lr,hdr->hld', c, w_up)).",
+            after="The notebook goes on with the package's LatentAttention."),
+        Question(
+            "nb11.yt_absorbed_step", "your turn: the absorbed decode step", 1, "function", "my_absorbed_step",
+            reference=_step, rel_tol=1e-9,
+            public_cases=lambda rng: [_mla_case(4, 2, 4, 6, 2, 5), _mla_case(5, 3, 2, 4, 2, 1),
+                                      _mla_case(6, 4, 4, 8, 4, 7)],
+            mistakes=[
+                Mistake("scale_nope", lambda *a: _step(*a, scale="nope"),
+                        "the query and key are head_dim + rope_dim wide (the no-rope part and the rotary part): "
+                        "divide the scores by sqrt(head_dim + rope_dim)."),
+                Mistake("no_rope", lambda *a: _step(*a, rope=False),
+                        "add the rotary part of the score: q_rope . k_rope, with the ONE rotary key every head "
+                        "shares."),
+            ],
+            hint="q_lat[h] = q_nope[h] @ w_uk[h] (r numbers); scores = (q_lat @ c.T + q_rope @ k_rope.T) / "
+                 "sqrt(head_dim + rope_dim); softmax per head; out[h] = (p[h] @ c) @ w_uv[h].T.",
+            after="The notebook goes on with the package's LatentAttention (absorbed=True)."),
     ],
 }

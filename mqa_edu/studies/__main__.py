@@ -15,7 +15,7 @@ import torch
 from ..device import pick_device
 from .results import RESULTS_DIR
 from .smollm2 import smollm2_study
-from .tradeoff import SIZES, add_scratch_baselines, add_seeds, tradeoff
+from .tradeoff import SIZES, add_beyond, add_scratch_baselines, add_seeds, tradeoff
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     t.add_argument("--device", default=None, help="cuda, mps or cpu (default: the first available)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--progress", action="store_true", help="a tqdm bar per training run")
-    t.add_argument("--only", choices=["scratch-baselines", "recall-seeds"], default=None,
+    t.add_argument("--only", choices=["scratch-baselines", "recall-seeds", "beyond"], default=None,
                    help="run one part and add it to an existing tradeoff.json (--out, default: the shipped one)")
     s = sub.add_parser("smollm2", help="SmolLM2-135M to MQA: greedy layer pooling, K/V-only uptraining (notebook 10)")
     s.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline in about a minute")
@@ -53,6 +53,9 @@ def main(argv=None) -> int:
         return 0
     if args.only == "scratch-baselines":
         add_scratch_baselines(args.out, device, args.progress, log=lambda m: print(m, flush=True))
+        return 0
+    if args.only == "beyond":
+        add_beyond(args.out, device, args.progress, log=lambda m: print(m, flush=True))
         return 0
     if args.only == "recall-seeds":
         add_seeds("recall", args.out, device, args.progress, log=lambda m: print(m, flush=True))

@@ -40,7 +40,7 @@ CACHE_BYTES = 2  # fp16 K/V, as served
 # Sizes. "cpu" is what ships (2 CPU cores, about 40 minutes); "quick" checks the pipeline; "gpu" is larger.
 SIZES = {
     "quick": {
-        "text": {"model": dict(n_layers=1, d_model=32, n_heads=4), "seq_len": 32, "batch": 8,
+        "text": {"model": dict(n_layers=2, d_model=32, n_heads=4), "seq_len": 32, "batch": 8,
                  "train": dict(steps=24, warmup=4, lr=3e-3, eval_every=8, eval_batches=2), "max_bytes": 200_000},
         "recall": {"model": dict(n_layers=1, d_model=16, n_heads=4), "task": dict(n_pairs=4, n_queries=4, n_keys=8,
                                                                                  n_values=8, pair_tokens=True),
@@ -171,6 +171,50 @@ def sweep(task: Task, seeds, progress, log) -> tuple[list, dict]:
     return runs, keep
 
 
+def beyond_designs(base: ModelConfig) -> tuple[dict, list]:
+    """Notebook 11's designs for a task's base model: MLA at three latent sizes (head_dim, 2 and 4 x head_dim, with a
+    rotary key of head_dim / 2) and CLA2 over MHA and over MQA. Returns ({name: config changes}, [(name, why not)]):
+    CLA needs at least two layers to share between."""
+    hd, designs, skipped = base.head_dim, {}, []
+    for mult in (1, 2, 4):
+        designs[f"MLA-{mult * hd}"] = dict(kv_lora_rank=mult * hd, rope_dim=max(2, hd // 2), n_kv_heads=None)
+    for kv, name in ((base.n_heads, "MHA+CLA2"), (1, "MQA+CLA2")):
+        if base.n_layers >= 2:
+            designs[name] = dict(n_kv_heads=kv, kv_share=2)
+        else:
+            skipped.append((name, f"the model has {base.n_layers} layer: cross-layer sharing needs two"))
+    return designs, skipped
+
+
+def cache_bytes_per_token(cfg: ModelConfig) -> int:
+    """K/V bytes one token adds (fp16, every caching layer): the one formula, with MLA's latent and CLA's layers."""
+    latent = cfg.kv_lora_rank + cfg.rope_dim if cfg.kv_lora_rank else None
+    return kv_cache_elements(cfg.n_kv_heads, cfg.head_dim, n_layers=cfg.n_kv_layers, latent=latent) * CACHE_BYTES
+
+
+def beyond(task: Task, seeds, progress, log) -> dict:
+    """Train notebook 11's designs (MLA, CLA) on the task with the sweep's seeds, steps and schedule."""
+    started = time.perf_counter()
+    final = task.final_batches()
+    designs, skipped = beyond_designs(task.base)
+    runs = []
+    for name, changes in designs.items():
+        cfg = replace(task.base, **changes)
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = Transformer(cfg, device=task.device)
+            rec = train(model, task.train_config(seed), task.batch("train"), task.batch("val"), progress)
+            runs.append({"task": task.name, "comparison": "beyond", "design": name, "n_kv_heads": cfg.n_kv_heads,
+                         "kv_lora_rank": cfg.kv_lora_rank, "rope_dim": cfg.rope_dim, "kv_share": cfg.kv_share,
+                         "seed": seed, "params": n_params(model), "kv_bytes_per_token": cache_bytes_per_token(cfg),
+                         "steps": rec["config"]["steps"], "wall_seconds": rec["wall_seconds"],
+                         "val_curve": rec["val"], **task.score(model, final)})
+            scores = ", ".join(f"{k} {runs[-1][k]}" for k in ("val_loss", "accuracy") if k in runs[-1])
+            log(f"{task.name:6s} {name:9s} seed={seed}: {scores} ({rec['wall_seconds']} s)")
+    return {"runs": runs, "not_applicable": [{"task": task.name, "design": n, "why": why} for n, why in skipped],
+            "wall_seconds": round(time.perf_counter() - started, 1)}
+
+
 def kv_similarity(model, tokens) -> torch.Tensor:
     """(n_layers, n_heads, n_heads): how alike the heads' keys and values are (mean of the two linear CKAs)."""
     from ..redundancy import head_internals, head_similarity
@@ -297,6 +341,7 @@ def tradeoff(size: str = "cpu", out=None, device=None, progress: bool = False, l
         for kv, (model, rec) in keep.items():
             checkpoints[f"{name}_{'mha' if kv == task.base.n_heads else 'mqa'}_seed{sz['seeds'][0]}"] = (model, rec)
     results["table"] = summarize(results["runs"])
+    results["beyond"] = beyond_all(size, sz, device, progress, log)
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
     out.mkdir(parents=True, exist_ok=True)
     for stem, (model, rec) in checkpoints.items():
@@ -349,6 +394,34 @@ def add_seeds(name: str, out=None, device=None, progress: bool = False, log=prin
         "environment": {**environment(), **describe_environment()}})
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=1))
     log(f"added {name} seeds {new} to {folder / RESULTS_FILE} in {results['parts'][-1]['wall_seconds']} s")
+    return results
+
+
+def beyond_all(size: str, sz: dict, device, progress, log) -> dict:
+    """The beyond-MQA part for both tasks, as the full study and ``--only beyond`` write it."""
+    part = {"runs": [], "not_applicable": [], "environment": {**environment(), **describe_environment()}}
+    started = time.perf_counter()
+    for name in ("text", "recall"):
+        task = Task(name, sz, device)
+        got = beyond(task, task_seeds(sz, name), progress, log)
+        part["runs"] += got["runs"]
+        part["not_applicable"] += got["not_applicable"]
+    part["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return part
+
+
+def add_beyond(out=None, device=None, progress: bool = False, log=print) -> dict:
+    """Train notebook 11's designs (MLA, CLA) and add them to an existing tradeoff.json, with the same tasks, seeds,
+    steps and schedule as its sweep."""
+    path = Path(out) if out is not None else RESULTS_DIR
+    results = load_results(path)
+    folder = Path(results.pop("folder"))
+    device = device if isinstance(device, torch.device) else pick_device(device or "auto")
+    part = beyond_all(results["size"], results["sizes"], device, progress, log)
+    part["command"] = "python -m mqa_edu.studies tradeoff --only beyond" + ("" if out is None else f" --out {out}")
+    results["beyond"] = part
+    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=1))
+    log(f"added the beyond-MQA designs to {folder / RESULTS_FILE} in {part['wall_seconds']} s")
     return results
 
 
