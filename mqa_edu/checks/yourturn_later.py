@@ -21,11 +21,11 @@ GB, GiB = 10**9, 2**30
 # ---------------------------------------------------------------------------------------------- 06: sizing
 def _config_layers(config, kv_key="num_key_value_heads", explicit_head_dim=True, windows="types"):
     """[(n_kv_heads, head_dim, window or None)] per layer, read from a Hugging Face-style config dict."""
-    n_heads = config["num_attention_heads"]
-    n_kv = config.get(kv_key) or n_heads if kv_key else n_heads
+    heads = config["num_attention_heads"]
+    n_kv = config.get(kv_key) or heads if kv_key else heads
     head_dim = config.get("head_dim") if explicit_head_dim else None
-    head_dim = head_dim or config["hidden_size"] // n_heads
-    window = config.get("sliding_window")
+    head_dim = head_dim or config["hidden_size"] // heads
+    window = config.get("sliding_window", None)
     types = config.get("layer_types") if windows == "types" else None
     layers = []
     for i in range(config["num_hidden_layers"]):
@@ -109,7 +109,7 @@ def _intensity_cases(rng):
 
 # ---------------------------------------------------------------------------------------------- 08: comparing heads
 def _kl_rows(p, q):
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    p, q = (np.asarray(m, dtype=np.float64) for m in (p, q))
     safe = lambda a: np.where(p > 0, a, 1.0)  # noqa: E731  0 log 0 = 0
     with np.errstate(divide="ignore"):  # KL(p || q) is infinite where q is 0 and p is not (the "kl" mistake)
         return np.where(p > 0, p * (np.log(safe(p)) - np.log(safe(q))), 0.0).sum(axis=-1)
@@ -122,7 +122,7 @@ def _js(p, q):
 
 
 def _js_naive(p, q):  # p log(p/m) computed straight: 0 * log 0 gives NaN
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    p, q = (np.asarray(m, dtype=np.float64) for m in (p, q))
     m = 0.5 * (p + q)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 0.5 * (p * np.log(p / m)).sum(-1) + 0.5 * (q * np.log(q / m)).sum(-1)
@@ -144,7 +144,7 @@ def _js_cases(rng):
 
 def _map_cosine(a, b, how="flat"):
     """Cosine similarity of two heads' attention maps ((queries, keys) each), flattened into one vector each."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = (np.asarray(m, dtype=np.float64) for m in (a, b))
     if how == "rows":  # one cosine per query row, then their mean
         return float(((a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).mean())
     a, b = a.ravel(), b.ravel()
@@ -193,7 +193,7 @@ def train_step(model, optimizer, inputs, targets, grad_clip, order="right", clip
         optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()), grad_clip)
     if order != "no_step":
         optimizer.step()
     return loss.item()

@@ -1,7 +1,7 @@
 """The studies behind notebooks 08-10, each reproducible with one command (seeds, steps, wall time and versions are
 recorded in the JSON it writes):
 
-    python -m mqa_edu.studies tradeoff            # notebooks 08-09 (about 40 min on 2 CPU cores; --quick: a minute)
+    python -m mqa_edu.studies tradeoff            # notebooks 08-09 and 11 (about 90 min on 2 CPU cores; --quick: 2)
     python -m mqa_edu.studies smollm2             # notebook 10 (about 35 min on 2 CPU cores; --quick: a minute)
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The trade-off study behind notebooks 08 and 09, reproducible with one command:
+"""The trade-off study behind notebooks 08, 09 and 11, reproducible with one command:
 
-    python -m mqa_edu.studies tradeoff            # the study the notebooks show (about 40 min on 2 CPU cores)
-    python -m mqa_edu.studies tradeoff --quick    # the same pipeline at toy sizes, under 2 minutes
+    python -m mqa_edu.studies tradeoff            # the study the notebooks show (about 90 min on 2 CPU cores)
+    python -m mqa_edu.studies tradeoff --quick    # the same pipeline at toy sizes, about 2 minutes
     python -m mqa_edu.studies tradeoff --size gpu # larger models (the default where CUDA is available)
     python -m mqa_edu.studies smollm2             # notebook 10's SmolLM2 -> MQA study (see smollm2.py)
 
@@ -10,7 +10,9 @@ What it does, for two tasks (Austen text, byte-level; multi-query associative re
    "same" keeps the architecture and drops K/V heads; "matched" widens the MLP to give back the K/V parameters;
 2. converts the seed-0 multi-head text model to GQA and MQA (mean-pooled, first head, random K/V) and uptrains each
    for 5%, 10% and 20% of the original steps (Ainslie et al. 2023);
-3. compares grouping heads by similarity with contiguous groups and with random groupings (a permutation test).
+3. compares grouping heads by similarity with contiguous groups and with random groupings (a permutation test);
+4. trains notebook 11's designs, MLA at three latent sizes and CLA2 over MHA and MQA, with the same seeds and steps
+   (``--only beyond`` adds them to an existing file).
 
 It writes ``tradeoff.json`` (every curve and number, with seeds, steps, wall times and versions) and the fp16
 checkpoints the notebooks load, into ``--out`` (default: the results that ship with the package).
@@ -37,7 +39,7 @@ from .results import RESULTS_DIR, read_results
 RESULTS_FILE = "tradeoff.json"
 CACHE_BYTES = 2  # fp16 K/V, as served
 
-# Sizes. "cpu" is what ships (2 CPU cores, about 40 minutes); "quick" checks the pipeline; "gpu" is larger.
+# Sizes. "cpu" is what ships (2 CPU cores, about 90 minutes); "quick" checks the pipeline; "gpu" is larger.
 SIZES = {
     "quick": {
         "text": {"model": dict(n_layers=2, d_model=32, n_heads=4), "seq_len": 32, "batch": 8,
