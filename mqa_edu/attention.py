@@ -242,11 +242,16 @@ class GroupedQueryAttention(nn.Module):
         if x.device != w.device:
             raise ValueError(f"x is on {x.device} but the weights are on {w.device}: move one with .to()")
 
+    def queries(self, x):
+        """x (b, t, d_model) -> q (b, n_heads, t, hd)."""
+        b, t, _ = x.shape
+        return self.q_proj(x).view(b, t, self.cfg.n_heads, self.cfg.head_dim).transpose(1, 2)
+
     def project(self, x):
         """x (b, t, d_model) -> q (b, n_heads, t, hd), k and v (b, n_kv_heads, t, hd)."""
         b, t, _ = x.shape
         c = self.cfg
-        q = self.q_proj(x).view(b, t, c.n_heads, c.head_dim).transpose(1, 2)
+        q = self.queries(x)
         k = self.k_proj(x).view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, c.n_kv_heads, c.head_dim).transpose(1, 2)
         return q, k, v
@@ -294,9 +299,7 @@ class GroupedQueryAttention(nn.Module):
             raise ValueError("this layer has no K/V projections (cross-layer attention): it reads the K/V of the "
                              "layer below, passed as shared_kv")
         if shared_kv is not None:  # cross-layer attention: only the queries are this layer's own
-            b, t, _ = x.shape
-            q = self.q_proj(x).view(b, t, self.cfg.n_heads, self.cfg.head_dim).transpose(1, 2)
-            k, v = shared_kv
+            q, (k, v) = self.queries(x), shared_kv
         else:
             q, k, v = self.project(x)
             if rope is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .heads import check_int
-from .latent import LatentLayerCache, check_latent
+from .latent import check_latent
 
 # Storage dtypes a cache accepts. fp8 is stored without a scale (values are saturated to its finite range, +-448 for
 # e4m3), which is fine for activations of the size K and V have; production fp8 caches add a per-tensor scale.
@@ -72,6 +72,36 @@ class LayerKVCache(nn.Module):
 
     def truncate(self, length: int):
         """Slots from ``length`` on are simply overwritten by the next update: nothing to do."""
+
+
+class LatentLayerCache(nn.Module):
+    """One MLA layer's static cache (notebook 11, latent.py): the latents (batch, max_len, kv_lora_rank) and the
+    shared rotary keys (batch, max_len, rope_dim). ``update(start, c, k_rope)`` writes slots [start, start+t) and
+    returns both up to there, like LayerKVCache.update does for K and V (and stores narrower dtypes the same way)."""
+
+    def __init__(self, batch, kv_lora_rank, rope_dim, max_len, dtype=torch.float32, device=None):
+        super().__init__()
+        self.register_buffer("c", torch.zeros(batch, max_len, kv_lora_rank, dtype=dtype, device=device),
+                             persistent=False)
+        self.register_buffer("k_rope", torch.zeros(batch, max_len, rope_dim, dtype=dtype, device=device),
+                             persistent=False)
+
+    def update(self, start: int, c, k_rope):
+        end = start + c.shape[1]
+        if c.shape[0] != self.c.shape[0] or c.shape[2] != self.c.shape[2] or k_rope.shape[2] != self.k_rope.shape[2]:
+            raise ValueError(f"c has shape {tuple(c.shape)} and k_rope {tuple(k_rope.shape)}; this cache holds "
+                             f"(batch={self.c.shape[0]}, *, kv_lora_rank={self.c.shape[2]}) and (*, *, rope_dim="
+                             f"{self.k_rope.shape[2]})")
+        self.c[:, start:end] = _store(c, self.c.dtype)
+        self.k_rope[:, start:end] = _store(k_rope, self.k_rope.dtype)
+        return self.c[:, :end].to(c.dtype), self.k_rope[:, :end].to(k_rope.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return self.c.nbytes + self.k_rope.nbytes
+
+    def truncate(self, length: int):
+        """Slots from ``length`` on are overwritten by the next update: nothing to do."""
 
 
 class ConcatLayerKVCache(nn.Module):
@@ -134,9 +164,8 @@ class KVCache(nn.Module):
         max_len = cfg.max_seq_len if max_len is None else max_len
         if max_len > cfg.max_seq_len:
             raise ValueError(f"max_len={max_len} exceeds the model's max_seq_len={cfg.max_seq_len}")
-        latent = (cfg.kv_lora_rank, cfg.rope_dim) if getattr(cfg, "kv_lora_rank", None) else None
-        return cls(getattr(cfg, "n_kv_layers", cfg.n_layers), batch, cfg.n_kv_heads, max_len, cfg.head_dim,
-                   dtype or torch.float32, device, growing, latent)
+        return cls(cfg.n_kv_layers, batch, cfg.n_kv_heads, max_len, cfg.head_dim, dtype or torch.float32, device,
+                   growing, cfg.latent)
 
     @property
     def device(self):
@@ -166,8 +195,7 @@ class KVCache(nn.Module):
 
     def check_fits(self, cfg):
         """Raise unless this cache was built for a model of configuration ``cfg``."""
-        latent = (cfg.kv_lora_rank, cfg.rope_dim) if getattr(cfg, "kv_lora_rank", None) else None
-        layers = getattr(cfg, "n_kv_layers", cfg.n_layers)
+        latent, layers = cfg.latent, cfg.n_kv_layers
         if self.n_kv_heads != cfg.n_kv_heads or self.head_dim != cfg.head_dim or len(self.layers) != layers \
                 or self.latent != latent:
             raise ValueError(f"this cache was built for another model configuration: it holds n_layers="

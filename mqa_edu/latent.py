@@ -14,7 +14,8 @@ Two ways to run it, equal up to rounding (tested in float64):
   over the latents directly: every head reads the same (length, kv_lora_rank) latent, the K/V bytes of MQA with a
   wide head.
 
-Simplifications against DeepSeek-V2 (said here so that nobody mistakes this for its code): no low-rank query
+Its cache is ``kv_cache.LatentLayerCache``. Simplifications against DeepSeek-V2 (said here so that nobody mistakes
+this for its code): no low-rank query
 (``q_lora_rank``), one ``head_dim`` for the no-rope part of q/k and for v, and the rotary tables of the course
 (``rotary.py``, the halves layout).
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention import masked_softmax
+from .attention import make_mask, masked_softmax
 from .heads import check_int
 from .rotary import apply_rotary
 
@@ -34,36 +35,6 @@ def check_latent(kv_lora_rank: int, rope_dim: int) -> tuple[int, int]:
     if rope_dim % 2:
         raise ValueError(f"rope_dim must be even for rotary embeddings, got {rope_dim}")
     return kv_lora_rank, rope_dim
-
-
-class LatentLayerCache(nn.Module):
-    """One MLA layer's static cache: the latents (batch, max_len, kv_lora_rank) and the shared rotary keys
-    (batch, max_len, rope_dim). ``update(start, c, k_rope)`` writes slots [start, start+t) and returns both up to
-    there, like LayerKVCache.update does for K and V."""
-
-    def __init__(self, batch, kv_lora_rank, rope_dim, max_len, dtype=torch.float32, device=None):
-        super().__init__()
-        self.register_buffer("c", torch.zeros(batch, max_len, kv_lora_rank, dtype=dtype, device=device),
-                             persistent=False)
-        self.register_buffer("k_rope", torch.zeros(batch, max_len, rope_dim, dtype=dtype, device=device),
-                             persistent=False)
-
-    def update(self, start: int, c, k_rope):
-        end = start + c.shape[1]
-        if c.shape[0] != self.c.shape[0] or c.shape[2] != self.c.shape[2] or k_rope.shape[2] != self.k_rope.shape[2]:
-            raise ValueError(f"c has shape {tuple(c.shape)} and k_rope {tuple(k_rope.shape)}; this cache holds "
-                             f"(batch={self.c.shape[0]}, *, kv_lora_rank={self.c.shape[2]}) and (*, *, rope_dim="
-                             f"{self.k_rope.shape[2]})")
-        self.c[:, start:end] = c.to(self.c.dtype)
-        self.k_rope[:, start:end] = k_rope.to(self.k_rope.dtype)
-        return self.c[:, :end].to(c.dtype), self.k_rope[:, :end].to(k_rope.dtype)
-
-    @property
-    def nbytes(self) -> int:
-        return self.c.nbytes + self.k_rope.nbytes
-
-    def truncate(self, length: int):
-        """Slots from ``length`` on are overwritten by the next update: nothing to do."""
 
 
 class LatentAttention(nn.Module):
@@ -135,17 +106,10 @@ class LatentAttention(nn.Module):
                 raise ValueError(f"start={start} needs a cache")
         else:
             c, k_rope = shared_kv
-        if mask is None and cache is None and shared_kv is None:
-            t = x.shape[1]
-            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()[None, None]
+        if mask is None and cache is None and shared_kv is None:  # on its own: causal over these tokens
+            mask = make_mask(x.shape[1], x.shape[1], device=x.device)
         out = self.attend(q_nope, q_rope, c, k_rope, mask, self.absorbed)
         if kv_out is not None:
             kv_out.append((c, k_rope))
         return out
 
-
-def latent_elements_per_token(kv_lora_rank: int, rope_dim: int) -> int:
-    """Numbers MLA caches per token and layer: the latent plus ONE rotary key shared by all heads (not one per head,
-    and not a K and a V: the latent stands for both)."""
-    kv_lora_rank, rope_dim = check_latent(kv_lora_rank, rope_dim)
-    return kv_lora_rank + rope_dim

@@ -72,6 +72,11 @@ class ModelConfig:
         return layer % self.kv_share == 0
 
     @property
+    def latent(self) -> tuple | None:
+        """(kv_lora_rank, rope_dim) of an MLA model, what its cache holds per token and layer; None otherwise."""
+        return (self.kv_lora_rank, self.rope_dim) if self.kv_lora_rank else None
+
+    @property
     def n_kv_layers(self) -> int:
         """Layers that compute and cache K/V: ceil(n_layers / kv_share) (an odd layer count rounds UP)."""
         return -(-self.n_layers // self.kv_share)

@@ -80,9 +80,11 @@ def evaluate(model: Transformer, make_batch, n_batches: int, generator: torch.Ge
     return sum(losses) / len(losses)
 
 
-def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress: bool = True) -> dict:
+def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress: bool = True, step_fn=None) -> dict:
     """Train in place. ``train_batch(generator)`` / ``val_batch(generator)`` return (inputs, targets) on the model's
-    device. Returns the record: steps, seed, losses, wall time, versions."""
+    device. ``step_fn(model, optimizer, inputs, targets, grad_clip) -> loss``: a training step of your own (the
+    learner's, notebook 09), in place of :func:`train_step`. Returns the record: steps, seed, losses, wall time,
+    versions."""
     seed_everything(cfg.seed)
     g_train = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]  # frozen weights (uptrain.py) are left out
@@ -102,7 +104,9 @@ def train(model: Transformer, cfg: TrainConfig, train_batch, val_batch, progress
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
         try:
-            loss = train_step(model, opt, *train_batch(g_train), cfg.grad_clip, params)
+            inputs, targets = train_batch(g_train)
+            loss = (train_step(model, opt, inputs, targets, cfg.grad_clip, params) if step_fn is None
+                    else float(step_fn(model, opt, inputs, targets, cfg.grad_clip)))
         except FloatingPointError as e:
             raise FloatingPointError(f"{e} at step {step}: lower lr (now {cfg.lr})") from None
         record["train_loss"].append(round(loss, 5))

@@ -156,3 +156,14 @@ def test_mla_matches_transformers_deepseek_v3():
     with torch.no_grad():
         ours, theirs = model(ids), hf(ids).logits
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_an_fp8_latent_cache_saturates_like_the_kv_cache():
+    """The latent cache stores narrower dtypes the way the K/V cache does: large values clamp to fp8's range."""
+    from mqa_edu.kv_cache import LatentLayerCache
+    fp8 = getattr(torch, "float8_e4m3fn", None)
+    if fp8 is None:
+        pytest.skip("this torch has no float8_e4m3fn")
+    cache = LatentLayerCache(1, 4, 2, 3, dtype=fp8)
+    c, k_rope = cache.update(0, torch.full((1, 1, 4), 1e6), torch.full((1, 1, 2), -1e6))
+    assert torch.isfinite(c).all() and c.max() == torch.finfo(fp8).max and k_rope.min() == -torch.finfo(fp8).max

@@ -76,3 +76,19 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with raises_naming(ValueError, "not an mqa_edu checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_step_of_your_own_trains_exactly_as_the_package_step():
+    """train(step_fn=...) runs a learner's step (notebook 09) in the study's loop; the package's own step passed in
+    that way gives the same record as the default."""
+    from mqa_edu.train import train_step
+    ids = torch.arange(400) % 23
+    records = []
+    for step_fn in (None, lambda m, o, x, y, clip: train_step(m, o, x, y, clip)):
+        torch.manual_seed(0)
+        model = Transformer(ModelConfig(n_layers=1, d_model=16, n_heads=2, vocab_size=23, max_seq_len=16))
+        make = lambda g: text_batch(ids, 4, 8, g)  # noqa: E731
+        rec = train(model, TrainConfig(steps=6, warmup=2, eval_every=3, eval_batches=1), make, make,
+                    progress=False, step_fn=step_fn)
+        records.append((rec["train_loss"], rec["val"]))
+    assert records[0] == records[1] and len(records[0][0]) == 6
