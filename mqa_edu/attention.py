@@ -210,6 +210,22 @@ DECODE_KERNELS = {
     "sdpa enable_gqa": attention_sdpa_gqa,
     "grouped view (course)": grouped_attention,
 }
+TRITON_KERNEL = "triton (course)"
+
+
+def register_triton_kernel(kernels: dict = DECODE_KERNELS) -> bool:
+    """Add notebook 12's Triton kernel to ``kernels`` when it runs compiled (a GPU with Triton). On a CPU Triton can
+    only interpret, seconds per call, so it stays out of the tables that time the kernels (it is tested there all the
+    same: tests/test_decode_kernel.py). Returns whether it was added."""
+    from . import decode_kernel
+
+    if decode_kernel.compiled():
+        kernels[TRITON_KERNEL] = decode_kernel.gqa_decode_attention
+    return TRITON_KERNEL in kernels
+
+
+if torch.cuda.is_available():  # only a GPU can compile it; without one, importing Triton here would buy nothing
+    register_triton_kernel()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -49,16 +49,50 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None, gene
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
 
 
+# The compiled step's cache length is rounded up to a multiple of this many slots (capped at the model's
+# max_seq_len), so prompts and budgets of different lengths share one compiled graph instead of one each.
+STATIC_BUCKET = 256
+
+
+def compile_options(device) -> dict:
+    """What ``generate(compile=True)`` passes to torch.compile: on a GPU, mode="reduce-overhead" also replays the
+    step as a CUDA graph (one launch instead of hundreds of small ones); on a CPU, the default inductor mode."""
+    return {"mode": "reduce-overhead"} if torch.device(device).type == "cuda" else {}
+
+
+def compiled_step(model, **options):
+    """``model.decode_step`` compiled with ``options`` (torch.compile's keyword arguments), built once per model and
+    options and kept on the model, so later calls of generate reuse the graph. ``fullgraph=True``: a graph break
+    would be a Python branch on a value, exactly what the static step must not have."""
+    # Dynamo keeps at most recompile_limit graphs per code object, and every model (another config, another
+    # instance) is one more graph of decode_step's code: a course session or the test suite builds dozens.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+    torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 1024)
+    steps = model.__dict__.setdefault("_compiled_steps", {})
+    key = tuple(sorted(options.items(), key=lambda kv: kv[0]))
+    if key not in steps:
+        steps[key] = torch.compile(model.decode_step, fullgraph=True, dynamic=False, **options)
+    return steps[key]
+
+
 @torch.no_grad()
 def generate(model, prompts, max_new_tokens: int, *, temperature: float = 0.0, top_k: int | None = None,
              seed: int | None = None, stop_tokens=(), pad_id: int = 0, use_cache: bool = True,
-             growing_cache: bool = False, prefill_chunk: int | None = None, cache_dtype=None):
+             growing_cache: bool = False, prefill_chunk: int | None = None, cache_dtype=None,
+             compile: bool | dict = False):
     """Continue each prompt by up to ``max_new_tokens`` tokens; returns a list of new-token lists (stop token
     included when one is produced).
 
     use_cache=False recomputes the whole sequence at every step (for comparison); growing_cache=True uses a
     torch.cat cache instead of the preallocated one; prefill_chunk feeds the prompt in chunks of that many tokens.
+    compile=True runs every decode step through ``model.decode_step`` compiled once (:func:`compiled_step`, with
+    :func:`compile_options`); a dict is passed to torch.compile instead (e.g. {"backend": ...}). The prefill stays
+    eager: its length changes from call to call.
     """
+    if compile is not False and not (compile is True or isinstance(compile, dict)):
+        raise ValueError(f"compile must be False, True or a dict of torch.compile options, got {compile!r}")
+    if compile is not False and (not use_cache or growing_cache):
+        raise ValueError("compile= needs the static cache: use_cache=True and growing_cache=False")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, Integral) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     tokens, mask = left_pad(prompts, pad_id, model.device)
@@ -74,9 +108,12 @@ def generate(model, prompts, max_new_tokens: int, *, temperature: float = 0.0, t
     out = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool)
 
-    cache = None
+    cache, step_fn, slots = None, None, max(total, 1)
+    if compile is not False:
+        step_fn = compiled_step(model, **(compile_options(model.device) if compile is True else compile))
+        slots = min(model.cfg.max_seq_len, -(-slots // STATIC_BUCKET) * STATIC_BUCKET)
     if use_cache:
-        cache = KVCache.for_model(model.cfg, b, max_len=max(total, 1), device=model.device,
+        cache = KVCache.for_model(model.cfg, b, max_len=slots, device=model.device,
                                   dtype=cache_dtype or model.embed_tokens.weight.dtype, growing=growing_cache)
         chunk = prompt_len if prefill_chunk is None else prefill_chunk
         for s in range(0, prompt_len, chunk):
@@ -93,7 +130,15 @@ def generate(model, prompts, max_new_tokens: int, *, temperature: float = 0.0, t
         if bool(done.all()) or step == max_new_tokens - 1:  # no forward pass for a token nobody will use
             break
         step_mask = torch.ones(b, 1, dtype=torch.bool, device=model.device)
-        if use_cache:
+        if step_fn is not None:
+            start, positions, _ = cache.reserve(step_mask)  # the bookkeeping, eagerly; the step sees only tensors
+            try:
+                logits = step_fn(nxt[:, None], positions, torch.tensor([start], device=model.device),
+                                 cache.key_mask, cache)
+            except BaseException:
+                cache.truncate(start)
+                raise
+        elif use_cache:
             logits = model(nxt[:, None], step_mask, cache=cache, last_only=True)
         else:
             tokens, mask = torch.cat([tokens, nxt[:, None]], 1), torch.cat([mask, step_mask], 1)

@@ -57,11 +57,17 @@ class LayerKVCache(nn.Module):
 
     def update(self, start: int, k, v):
         """k, v: (batch, n_kv_heads, t, head_dim) for slots start..start+t-1. Returns K, V (b, n_kv, start+t, hd)
-        in k's dtype: views of the buffers when the dtypes agree, a cast copy when the cache is stored narrower."""
-        end = start + k.shape[2]
+        in k's dtype: views of the buffers when the dtypes agree, a cast copy when the cache is stored narrower.
+        ``start`` may also be a long tensor of t slot indices (the compiled static step): then the WHOLE buffers are
+        returned, max_len slots, so that the shapes never change; the model's mask hides the slots not yet filled."""
         if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
             raise ValueError(f"k has shape {tuple(k.shape)}; this cache holds (batch, n_kv_heads, *, head_dim) = "
                              f"{tuple(self.k.shape[:2])} + (*, {self.k.shape[3]})")
+        if isinstance(start, torch.Tensor):  # the static step (notebook 12): slot(s) as a tensor, whole buffers out
+            self.k.index_copy_(2, start, _store(k, self.k.dtype))
+            self.v.index_copy_(2, start, _store(v, self.v.dtype))
+            return self.k.to(k.dtype), self.v.to(v.dtype)
+        end = start + k.shape[2]
         self.k[:, :, start:end] = _store(k, self.k.dtype)
         self.v[:, :, start:end] = _store(v, self.v.dtype)
         return self.k[:, :, :end].to(k.dtype), self.v[:, :, :end].to(v.dtype)
@@ -87,6 +93,10 @@ class LatentLayerCache(nn.Module):
                              persistent=False)
 
     def update(self, start: int, c, k_rope):
+        if isinstance(start, torch.Tensor):  # the static step, as in LayerKVCache.update
+            self.c.index_copy_(1, start, _store(c, self.c.dtype))
+            self.k_rope.index_copy_(1, start, _store(k_rope, self.k_rope.dtype))
+            return self.c.to(c.dtype), self.k_rope.to(k_rope.dtype)
         end = start + c.shape[1]
         if c.shape[0] != self.c.shape[0] or c.shape[2] != self.c.shape[2] or k_rope.shape[2] != self.k_rope.shape[2]:
             raise ValueError(f"c has shape {tuple(c.shape)} and k_rope {tuple(k_rope.shape)}; this cache holds "

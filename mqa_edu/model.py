@@ -190,6 +190,19 @@ class Transformer(nn.Module):
         # A single new token after an unpadded prefix sees every cached slot: no mask needed at all.
         mask = None if (t == 1 and not has_padding) else make_mask(
             t, start + t, q_start=start, attention_mask=key_mask if has_padding else None, device=tokens.device)
+        return self._layers(tokens, positions, mask, cache, start, last_only)
+
+    def decode_step(self, tokens, positions, slot, key_mask, cache: KVCache):
+        """One decode step whose shapes never change, so ``torch.compile`` builds it once (notebook 12; gpt-fast's
+        route). Everything that moves from step to step is a tensor: tokens (batch, 1), their rotary ``positions``
+        (batch, 1), the cache ``slot`` they are written to (a long tensor of one element) and ``key_mask`` (batch,
+        max_len), the cache's whole mask with the new slot already True. Attention reads all max_len slots of the
+        static cache, with the unfilled ones masked: more bytes than the eager step reads, in exchange for one graph.
+        No checks run here (they would be Python branches on values): ``generate(compile=...)`` makes them, and
+        books the step in the cache, before calling it. Returns logits (batch, 1, vocab)."""
+        return self._layers(tokens, positions, key_mask[:, None, None, :], cache, slot, last_only=True)
+
+    def _layers(self, tokens, positions, mask, cache, start, last_only):
         x = self.embed_tokens(tokens)
         rope = self.rotary(positions, x.dtype)
         kv = None

@@ -7,6 +7,12 @@ import pytest
 from tests.helpers import HEAD_PAIRS, SHOTS
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Triton's interpreter must be chosen before anything imports Triton (torch's optimizers may, in another test), or
+# notebook 12's kernels cannot run on a CPU; mqa_edu.decode_kernel sets the same when it is imported first.
+import torch  # noqa: E402
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(params=HEAD_PAIRS, ids=lambda p: f"h{p[0]}kv{p[1]}")

@@ -18,8 +18,8 @@ LAYERS = {
 }
 SUPPORT = {"plots", "widgets"}
 TAUGHT = {"heads", "numpy_attention", "attention", "rotary", "model", "kv_cache", "generate", "sizing", "convert",
-          "latent", "redundancy", "head_probes", "data", "train", "pretrained", "uptrain", "exercise_data", "device",
-          "bench", "stats"}
+          "latent", "decode_kernel", "redundancy", "head_probes", "data", "train", "pretrained", "uptrain",
+          "exercise_data", "device", "bench", "stats"}
 
 
 def module_name(path: Path) -> str:

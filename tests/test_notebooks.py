@@ -61,7 +61,8 @@ def test_there_are_notebooks():
                      "03_multi_query_and_grouped_query", "04_batched_pytorch_attention", "05_kv_cache",
                      "06_cache_sizing", "07_decode_speed", "08_head_redundancy", "09_quality_tradeoff"):
         assert expected in names
-    assert {p.stem for p in GPU_BRANCH} == {"04_batched_pytorch_attention", "05_kv_cache", "07_decode_speed"}
+    assert {p.stem for p in GPU_BRANCH} == {"04_batched_pytorch_attention", "05_kv_cache", "07_decode_speed",
+                                            "12_decode_kernel"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")

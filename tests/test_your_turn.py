@@ -34,11 +34,11 @@ def test_the_student_version_is_generated_from_the_full_version(source):
         assert f"def {q.answer_name}(" in text and q.qid in text, q.qid
 
 
-def test_every_lecture_notebook_01_to_11_has_a_full_version():
+def test_every_lecture_notebook_01_to_12_has_a_full_version():
     if not SOURCES:
         pytest.skip("a student release has no full versions")
-    assert [p.name[:2] for p in SOURCES] == [f"{n:02d}" for n in range(1, 12)]
-    assert sorted(QUESTIONS) == [f"nb{n:02d}" for n in range(1, 12)]
+    assert [p.name[:2] for p in SOURCES] == [f"{n:02d}" for n in range(1, 13)]
+    assert sorted(QUESTIONS) == [f"nb{n:02d}" for n in range(1, 13)]
 
 
 def test_at_least_two_tasks_and_a_prediction_per_converted_notebook():
@@ -305,3 +305,86 @@ def test_mla_task_references_agree_with_the_package():
             out = attn.attend(t(q_nope)[:, :, None], t(q_rope)[:, :, None], t(c), t(k_rope), None, absorbed)
         np.testing.assert_allclose(find["yt_absorbed_step"].reference(q_nope, q_rope, c, k_rope, w_uk, w_uv),
                                    out.reshape(h, hd).numpy(), atol=1e-12)
+
+
+def test_kernel_task_reference_agrees_with_sdpa_and_the_package():
+    import torch.nn.functional as F
+
+    from mqa_edu import decode_kernel
+    from mqa_edu.checks.yourturn_later import _decode_cases
+
+    find = {q.qid.split(".")[1]: q for q in TASKS}
+    for q, k, v, key_mask in _decode_cases(None):
+        ref = find["yt_kernel"].reference(q, k, v, key_mask)
+        tq, tk, tv, tm = (torch.as_tensor(a) for a in (q, k, v, key_mask))
+        sdpa = F.scaled_dot_product_attention(tq[:, :, None], tk, tv, attn_mask=tm[:, None, None, :],
+                                              enable_gqa=True)[:, :, 0]
+        np.testing.assert_allclose(ref, sdpa.double().numpy(), atol=2e-5)
+        if decode_kernel.available():
+            np.testing.assert_allclose(ref, decode_kernel.gqa_decode(tq, tk, tv, tm).double().numpy(), atol=2e-5)
+
+
+BUGS = ("no_scale", "no_mask", "interleaved", "no_rescale")
+
+
+@pytest.mark.parametrize("bug", BUGS)
+def test_a_kernel_written_with_a_known_bug_gets_that_bugs_hint(bug, capsys):
+    """The mistakes of the kernel task are NumPy models of bugs; here each bug is written into a real Triton kernel
+    (run by the interpreter on a CPU), and the check names it."""
+    from mqa_edu import decode_kernel
+
+    if not decode_kernel.available():
+        pytest.skip("Triton is not installed")
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def kernel(Q, K, V, M, O, n_slots, sm_scale, s_qb, s_qh, s_kb, s_kh, s_kt, s_mb, s_ob, s_oh, n_kv,
+               G: tl.constexpr, D: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
+               SCALE: tl.constexpr, MASK: tl.constexpr, GROUPED: tl.constexpr, RESCALE: tl.constexpr):
+        b, kv = tl.program_id(0), tl.program_id(1)
+        g, d = tl.arange(0, BLOCK_G), tl.arange(0, D)
+        ok = g < G
+        heads = kv * G + g if GROUPED else g * n_kv + kv  # the bug: head j read from kv head j % n_kv
+        q = tl.load(Q + b * s_qb + heads[:, None] * s_qh + d[None, :], mask=ok[:, None], other=0.0)
+        m = tl.full([BLOCK_G], float("-inf"), tl.float32)
+        total = tl.zeros([BLOCK_G], tl.float32)
+        acc = tl.zeros([BLOCK_G, D], tl.float32)
+        for first in range(0, n_slots, BLOCK_N):
+            n = first + tl.arange(0, BLOCK_N)
+            inside = n < n_slots
+            keep = inside & (tl.load(M + b * s_mb + n, mask=inside, other=0) != 0) if MASK else inside
+            k = tl.load(K + b * s_kb + kv * s_kh + n[:, None] * s_kt + d[None, :], mask=inside[:, None], other=0.0)
+            v = tl.load(V + b * s_kb + kv * s_kh + n[:, None] * s_kt + d[None, :], mask=inside[:, None], other=0.0)
+            s = tl.dot(q, tl.trans(k), input_precision="ieee") * (sm_scale if SCALE else 1.0)
+            s = tl.where(keep[None, :], s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 1))
+            use = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp(m - use) if RESCALE else tl.full([BLOCK_G], 1.0, tl.float32)
+            p = tl.exp(s - use[:, None])
+            total = total * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + tl.dot(p, v, input_precision="ieee")
+            m = m_new
+        out = acc / tl.where(total == 0.0, 1.0, total)[:, None]
+        tl.store(O + b * s_ob + heads[:, None] * s_oh + d[None, :], out, mask=ok[:, None])
+
+    flags = {"SCALE": bug != "no_scale", "MASK": bug != "no_mask", "GROUPED": bug != "interleaved",
+             "RESCALE": bug != "no_rescale"}
+
+    def my_gqa_decode(q, k, v, key_mask):
+        q, k, v = (torch.as_tensor(a).float().contiguous() for a in (q, k, v))
+        mask = torch.as_tensor(key_mask).to(torch.int8).contiguous()
+        b, h, d = q.shape
+        n_kv = k.shape[1]
+        out = torch.zeros(b, h, d)
+        kernel[(b, n_kv)](q, k, v, mask, out, k.shape[2], d ** -0.5, q.stride(0), q.stride(1), k.stride(0),
+                          k.stride(1), k.stride(2), mask.stride(0), out.stride(0), out.stride(1), n_kv,
+                          G=h // n_kv, D=d, BLOCK_G=max(16, triton.next_power_of_2(h // n_kv)), BLOCK_N=16, **flags)
+        return out
+
+    verdict = cell.check("nb12.yt_kernel", my_gqa_decode)
+    out = capsys.readouterr().out
+    hint = next(m.hint for m in QUESTIONS["nb12"][0].mistakes if m.name == bug)
+    assert verdict.passed is False and hint in out, out
+    flags = dict.fromkeys(flags, True)
+    assert cell.check("nb12.yt_kernel", my_gqa_decode).passed  # the same kernel without the bug passes

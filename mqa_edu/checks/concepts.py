@@ -135,6 +135,19 @@ NOTEBOOKS = {
                      128: "that is its number of query heads; the latent replaces the K/V heads."},
               hint="576 / (2 x 128)."),
     ],
+    "nb12": [
+        value("nb12.tile_loads", "In the kernel of section 2, with n_heads = 32 and n_kv_heads = 8, how many times is "
+                                 "each K tile loaded from memory in one decode step?", 1,
+              wrong={4: "that would be one load per query head of the group; the group's heads are one tile, and "
+                        "one program loads the K tile once for all of them.",
+                     32: "the kernel runs one program per (row, KV head), not per query head."},
+              hint="count the programs that read one KV head's tile, and how often each reads it."),
+        choice("nb12.static", "why does the compiled step take the cache slot as a tensor, not a Python int?", "b", {
+            "a": "a tensor is not faster to add; what matters is what the compiler sees: an int is baked into the "
+                 "graph as a constant, so a new value means a new graph (a recompile every step).",
+            "c": "the slot has the same value in every row of the batch; an int would hold it as well, but as a "
+                 "constant of the graph."}),
+    ],
 }
 
 EXERCISES = {nb: Exercise(name=nb, title=f"Notebook {nb[2:]} · check your understanding", questions=qs)

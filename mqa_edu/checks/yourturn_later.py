@@ -1,4 +1,4 @@
-"""'Your turn' tasks of notebooks 06-10 (the second half): sizing a cache from a config, the decode floor and its
+"""'Your turn' tasks of notebooks 06-12 (the second half): sizing a cache from a config, the decode floor and its
 arithmetic intensity, comparing heads, the training step, and pooling a real model's layer by hand. Like the tasks of
 01-05 (yourturn.py), each check runs public cases at once and names every known mistake.
 
@@ -300,6 +300,77 @@ def _step(q_nope, q_rope, c, k_rope, w_uk, w_uv, scale="both", rope=True, absorb
     return np.einsum("hr,hdr->hd", p @ c, w_uv)
 
 
+# ---------------------------------------------------------------------------------------------- 12: the kernel
+KERNEL_BLOCK = 16  # the slots per block of the notebook's launcher (a mistake in the online softmax shows per block)
+
+
+def _decode_case(seed, b, h, hkv, d, slots, pad=()):
+    rng = np.random.default_rng(seed)
+    q, k, v = (rng.normal(size=s).astype(np.float32) for s in ((b, h, d), (b, hkv, slots, d), (b, hkv, slots, d)))
+    k[:, :, slots // 2:] += 3.0  # later keys score higher: the running max grows from block to block
+    mask = np.ones((b, slots), dtype=bool)
+    for row, n in enumerate(pad):
+        mask[row, :n] = False  # left padding
+    return q, k, v, mask
+
+
+def _decode_cases(rng):
+    return [_decode_case(1, 2, 4, 4, 16, 40, pad=(0, 7)), _decode_case(2, 2, 8, 2, 16, 37, pad=(5, 0)),
+            _decode_case(3, 1, 8, 1, 32, 50), _decode_case(4, 2, 6, 2, 16, 33, pad=(0, 20))]
+
+
+def _gqa_decode(q, k, v, key_mask, how="right"):
+    """One decode step of GQA in float64: q (b, h, d), k/v (b, n_kv, slots, d), key_mask (b, slots) -> (b, h, d)."""
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    key_mask = np.asarray(key_mask, dtype=bool)
+    b, h, d = q.shape
+    hkv = k.shape[1]
+    g = h // hkv
+    out = np.zeros_like(q)
+    for i in range(b):
+        real = np.ones_like(key_mask[i]) if how == "no_mask" else key_mask[i]
+        for j in range(h):
+            kv = j % hkv if how == "interleaved" else j // g
+            s = k[i, kv] @ q[i, j] * (1.0 if how == "no_scale" else d ** -0.5)
+            s = np.where(real, s, -np.inf)
+            if how == "no_rescale":  # the online softmax without rescaling the old sums when the max grows
+                m, acc, total = -np.inf, np.zeros(d), 0.0
+                for first in range(0, len(s), KERNEL_BLOCK):
+                    blk = s[first:first + KERNEL_BLOCK]
+                    m = max(m, blk.max())
+                    p = np.exp(blk - m) if np.isfinite(m) else np.zeros_like(blk)
+                    acc, total = acc + p @ v[i, kv, first:first + KERNEL_BLOCK], total + p.sum()
+                out[i, j] = acc / total if total else 0.0
+                continue
+            if real.any():
+                p = np.exp(s - s.max())
+                out[i, j] = p / p.sum() @ v[i, kv]
+    return out
+
+
+def _merge(m, l, acc, how="right"):
+    """Flash-decoding's merge for one query head: chunk maxima m (s,), sums l (s,) and accumulators acc (s, d), each
+    taken under its own chunk's max, -> the attention output (d,). An empty chunk has m = -inf, l = 0, acc = 0."""
+    m, l, acc = (np.asarray(a, dtype=np.float64) for a in (m, l, acc))
+    if how == "average":  # each chunk's own output, averaged
+        own = acc[l > 0] / l[l > 0][:, None]
+        return own.mean(0)
+    top = m.max()
+    w = np.ones_like(m) if how == "no_rescale" else np.exp(m - top) if np.isfinite(top) else np.zeros_like(m)
+    total = l.sum() if how == "acc_only" else w @ l
+    return (w @ acc) / total if total else np.zeros(acc.shape[1])
+
+
+def _merge_case(seed, s, d, empty=()):
+    rng = np.random.default_rng(seed)
+    m = rng.normal(size=s).round(3) * 4
+    l = rng.uniform(1, 6, size=s).round(3)
+    acc = rng.normal(size=(s, d)).round(3) * l[:, None]
+    for i in empty:  # a chunk of padding only: nothing summed
+        m[i], l[i], acc[i] = -np.inf, 0.0, 0.0
+    return m, l, acc
+
+
 QUESTIONS = {
     "nb06": [
         Question(
@@ -514,5 +585,46 @@ QUESTIONS = {
             hint="q_lat[h] = q_nope[h] @ w_uk[h] (r numbers); scores = (q_lat @ c.T + q_rope @ k_rope.T) / "
                  "sqrt(head_dim + rope_dim); softmax per head; out[h] = (p[h] @ c) @ w_uv[h].T.",
             after="The notebook goes on with the package's LatentAttention (absorbed=True)."),
+    ],
+    "nb12": [
+        Question(
+            "nb12.yt_kernel", "your turn: the GQA decode kernel", 1, "function", "my_gqa_decode",
+            reference=_gqa_decode, rel_tol=1e-4, public_cases=_decode_cases,
+            mistakes=[
+                Mistake("no_scale", lambda *a: _gqa_decode(*a, how="no_scale"),
+                        "multiply the scores by sm_scale = 1 / sqrt(head_dim) before the softmax."),
+                Mistake("no_mask", lambda *a: _gqa_decode(*a, how="no_mask"),
+                        "padding slots were attended: load the key mask for the block and set the scores of slots "
+                        "where it is 0 to -inf (tl.where), as well as the slots past n_slots."),
+                Mistake("interleaved", lambda *a: _gqa_decode(*a, how="interleaved"),
+                        "query head j belongs to KV head j // group_size (heads kv*G .. kv*G + G-1), not j % "
+                        "n_kv_heads: this program's heads are kv_head * G + tl.arange(0, BLOCK_G)."),
+                Mistake("no_rescale", lambda *a: _gqa_decode(*a, how="no_rescale"),
+                        "when a block raises the running max, what was summed under the old max is too large: "
+                        "multiply the running sum and the accumulator by exp(m_old - m_new) before adding the "
+                        "block."),
+            ],
+            hint="per block: s = tl.dot(q, tl.trans(k)) * sm_scale, -inf where the slot is masked; m_new = max(m, "
+                 "row max of s); alpha = exp(m - m_new); p = exp(s - m_new[:, None]); l = l * alpha + sum(p); acc = "
+                 "acc * alpha[:, None] + tl.dot(p, v); after the loop store acc / l (0 where l is 0).",
+            after="The notebook goes on with the package's decode_kernel.gqa_decode."),
+        Question(
+            "nb12.yt_merge", "your turn: merge split-K chunks", 1, "function", "my_merge_chunks",
+            reference=_merge, rel_tol=1e-9,
+            public_cases=lambda rng: [_merge_case(1, 3, 4), _merge_case(2, 5, 3, empty=(0,)),
+                                      _merge_case(3, 2, 6), _merge_case(4, 4, 2, empty=(3,))],
+            mistakes=[
+                Mistake("no_rescale", lambda *a: _merge(*a, how="no_rescale"),
+                        "each chunk summed exp(score - its own max): bring every chunk to the common max first, "
+                        "weighting its l and acc by exp(m_chunk - max(m))."),
+                Mistake("acc_only", lambda *a: _merge(*a, how="acc_only"),
+                        "the sums l were taken under the chunks' own maxima too: rescale them by the same "
+                        "exp(m_chunk - max(m)) as the accumulators."),
+                Mistake("average", lambda *a: _merge(*a, how="average"),
+                        "averaging the chunks' own outputs gives every chunk the same weight; a chunk's weight is "
+                        "its share of the total softmax mass, exp(m_chunk - max(m)) * l_chunk."),
+            ],
+            hint="w = exp(m - m.max()); return (w @ acc) / (w @ l). An empty chunk (m = -inf) gets w = 0.",
+            after="The notebook goes on with the package's merge kernel."),
     ],
 }
