@@ -1,5 +1,6 @@
 """One decode step of attention: every implementation in mqa_edu.attention.DECODE_KERNELS side by side (the course's
-grouped view, SDPA(enable_gqa=True), repeat_interleave + SDPA, expand + reshape + SDPA).
+grouped view, SDPA(enable_gqa=True), repeat_interleave + SDPA, expand + reshape + SDPA, and on a GPU notebook 12's
+Triton kernel), each with the K/V bytes it must read over its time (GB/s) against the measured copy bandwidth.
 
     python benchmarks/attention_bench.py            # batch 8, 32 heads, 4096 cached tokens, head_dim 128
     python benchmarks/attention_bench.py --quick    # a small shape, seconds
@@ -13,12 +14,13 @@ import json
 
 import torch
 
-from mqa_edu.attention import DECODE_KERNELS
+from mqa_edu.attention import DECODE_KERNELS, TRITON_KERNEL
 from mqa_edu.bench import kv_bytes, measure_bandwidth_gbs, time_ms
 from mqa_edu.device import pick_device
 
 COURSE = "grouped view (course)"
-SHORT = {"repeat_interleave": "repeat", "expand+reshape": "expand", "sdpa enable_gqa": "sdpa_gqa", COURSE: "course"}
+SHORT = {"repeat_interleave": "repeat", "expand+reshape": "expand", "sdpa enable_gqa": "sdpa_gqa", COURSE: "course",
+         TRITON_KERNEL: "triton"}  # notebook 12's kernel: in DECODE_KERNELS when Triton compiles (a GPU)
 
 
 def main(argv=None):
@@ -61,11 +63,17 @@ def main(argv=None):
         gbs = nbytes / (t[COURSE] * 1e-3) / 1e9
         row = {"n_kv_heads": n_kv, "kv_bytes": nbytes, "ms": {n: round(ms, 3) for n, ms in t.items()},
                "course_gbs": round(gbs, 2), "fraction_of_bandwidth": round(gbs / bw, 3),
-               "over_course": {n: round(ms / t[COURSE], 2) for n, ms in t.items() if n != COURSE}}
+               "over_course": {n: round(ms / t[COURSE], 2) for n, ms in t.items() if n != COURSE},
+               "gbs": {n: round(nbytes / (ms * 1e-3) / 1e9, 2) for n, ms in t.items()}}
         rows.append(row)
         print(f"{n_kv:>10} {nbytes / 1e6:>8.1f} " + " ".join(f"{t[n]:>11.2f}" for n in names)
               + f" {gbs:>12.1f} {100 * gbs / bw:>7.0f}% "
               + " ".join(f"{row['over_course'][n]:>15.2f}x" for n in names if n != COURSE))
+    print("GB/s of each (the K/V bytes a decode step must read, over its time; copy bandwidth "
+          f"{bw:.1f} GB/s): " + "; ".join(f"n_kv_heads={r['n_kv_heads']}: " + ", ".join(
+              f"{SHORT[n]} {g:.1f}" for n, g in r["gbs"].items()) for r in rows))
+    if TRITON_KERNEL not in DECODE_KERNELS:
+        print("(notebook 12's Triton kernel is timed only where it compiles, on a GPU)")
     print(json.dumps({"benchmark": "attention_decode_step", "device": str(dev), "dtype": a.dtype, "batch": a.batch,
                       "n_heads": a.n_heads, "kv_len": a.kv_len, "head_dim": a.head_dim,
                       "bandwidth_gbs": round(bw, 2), "rows": rows}))

@@ -151,7 +151,8 @@ def main(argv=None):
                **{f"{n}_tok_s": round(batch * a.new / best[n], 1) for n in ("compiled", "compiled_bf16", "hf_bf16")},
                "compiled_over_hf": round(best["hf"] / best["compiled"], 2),
                "compiled_bf16_over_hf_bf16": round(best["hf_bf16"] / best["compiled_bf16"], 2),
-               # weight bytes read per decode step over the time of one step: the bandwidth the step achieves
+               # the weight bytes of every step over the call's time (prefill included): a lower bound on the
+               # bandwidth a decode step achieves
                "weights_gb_per_s": {n: round(weight_bytes[n] * a.new / best[n] / 1e9, 1) for n in contenders}}
         rows.append(row)
         print(f"{batch:>6} {row['course_tok_s']:>13.1f} {row['hf_tok_s']:>19.1f} {row['ratio']:>9.2f}x "
@@ -160,8 +161,8 @@ def main(argv=None):
     from mqa_edu.bench import measure_bandwidth_gbs
 
     bandwidth = measure_bandwidth_gbs()
-    print(f"\nthe compiled static step and bf16 weights (tokens/s; weights GB/s = weight bytes per step over the "
-          f"step's time, against {bandwidth:.1f} GB/s for a copy):")
+    print(f"\nthe compiled static step and bf16 weights (tokens/s; weights GB/s = the weight bytes of every decode "
+          f"step over the whole call's time, prefill included, against {bandwidth:.1f} GB/s for a copy):")
     names = ("course", "compiled", "compiled_bf16", "hf", "hf_bf16")
     print(f"{'batch':>6} " + " ".join(f"{n:>14}" for n in names) + f" {'compiled/HF':>12} {'bf16 c./HF bf16':>16} "
           + " ".join(f"{n[:10] + ' GB/s':>16}" for n in names))

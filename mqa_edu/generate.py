@@ -87,7 +87,8 @@ def generate(model, prompts, max_new_tokens: int, *, temperature: float = 0.0, t
     torch.cat cache instead of the preallocated one; prefill_chunk feeds the prompt in chunks of that many tokens.
     compile=True runs every decode step through ``model.decode_step`` compiled once (:func:`compiled_step`, with
     :func:`compile_options`); a dict is passed to torch.compile instead (e.g. {"backend": ...}). The prefill stays
-    eager: its length changes from call to call.
+    eager: its length changes from call to call. In fp32 the compiled tokens equal the eager ones (tested); in
+    bf16/fp16 the static step's longer (masked) reductions round differently, and a near-tie may go the other way.
     """
     if compile is not False and not (compile is True or isinstance(compile, dict)):
         raise ValueError(f"compile must be False, True or a dict of torch.compile options, got {compile!r}")
