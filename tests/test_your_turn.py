@@ -339,7 +339,7 @@ def test_a_kernel_written_with_a_known_bug_gets_that_bugs_hint(bug, capsys):
     import triton.language as tl
 
     @triton.jit
-    def kernel(Q, K, V, M, O, n_slots, sm_scale, s_qb, s_qh, s_kb, s_kh, s_kt, s_mb, s_ob, s_oh, n_kv,
+    def kernel(Q, K, V, M, Out, n_slots, sm_scale, s_qb, s_qh, s_kb, s_kh, s_kt, s_mb, s_ob, s_oh, n_kv,
                G: tl.constexpr, D: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr,
                SCALE: tl.constexpr, MASK: tl.constexpr, GROUPED: tl.constexpr, RESCALE: tl.constexpr):
         b, kv = tl.program_id(0), tl.program_id(1)
@@ -366,7 +366,7 @@ def test_a_kernel_written_with_a_known_bug_gets_that_bugs_hint(bug, capsys):
             acc = acc * alpha[:, None] + tl.dot(p, v, input_precision="ieee")
             m = m_new
         out = acc / tl.where(total == 0.0, 1.0, total)[:, None]
-        tl.store(O + b * s_ob + heads[:, None] * s_oh + d[None, :], out, mask=ok[:, None])
+        tl.store(Out + b * s_ob + heads[:, None] * s_oh + d[None, :], out, mask=ok[:, None])
 
     flags = {"SCALE": bug != "no_scale", "MASK": bug != "no_mask", "GROUPED": bug != "interleaved",
              "RESCALE": bug != "no_rescale"}

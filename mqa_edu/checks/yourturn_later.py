@@ -348,27 +348,27 @@ def _gqa_decode(q, k, v, key_mask, how="right"):
     return out
 
 
-def _merge(m, l, acc, how="right"):
+def _merge(m, sums, acc, how="right"):
     """Flash-decoding's merge for one query head: chunk maxima m (s,), sums l (s,) and accumulators acc (s, d), each
     taken under its own chunk's max, -> the attention output (d,). An empty chunk has m = -inf, l = 0, acc = 0."""
-    m, l, acc = (np.asarray(a, dtype=np.float64) for a in (m, l, acc))
+    m, sums, acc = (np.asarray(a, dtype=np.float64) for a in (m, sums, acc))
     if how == "average":  # each chunk's own output, averaged
-        own = acc[l > 0] / l[l > 0][:, None]
+        own = acc[sums > 0] / sums[sums > 0][:, None]
         return own.mean(0)
     top = m.max()
     w = np.ones_like(m) if how == "no_rescale" else np.exp(m - top) if np.isfinite(top) else np.zeros_like(m)
-    total = l.sum() if how == "acc_only" else w @ l
+    total = sums.sum() if how == "acc_only" else w @ sums
     return (w @ acc) / total if total else np.zeros(acc.shape[1])
 
 
 def _merge_case(seed, s, d, empty=()):
     rng = np.random.default_rng(seed)
     m = rng.normal(size=s).round(3) * 4
-    l = rng.uniform(1, 6, size=s).round(3)
-    acc = rng.normal(size=(s, d)).round(3) * l[:, None]
+    sums = rng.uniform(1, 6, size=s).round(3)
+    acc = rng.normal(size=(s, d)).round(3) * sums[:, None]
     for i in empty:  # a chunk of padding only: nothing summed
-        m[i], l[i], acc[i] = -np.inf, 0.0, 0.0
-    return m, l, acc
+        m[i], sums[i], acc[i] = -np.inf, 0.0, 0.0
+    return m, sums, acc
 
 
 QUESTIONS = {
