@@ -106,7 +106,8 @@ def main(argv=None):
             t, _ = timed(hf16_fn, dev)
             t_hf16 = min(t_hf16, t)
         n_tokens = a.batch * a.new
-        # bytes a decode step reads: every weight once, plus each row's cache at the mean context of the run
+        # bytes a decode step reads: every weight once, plus each row's cache at the mean context of the run; over
+        # the whole call's time (prefill included), so the GB/s below are lower bounds on a decode step's
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         cache_bytes = kv_bytes(a.batch, n_kv, a.prompt + a.new // 2, cfg.head_dim) * a.n_layers
         step_gbs = lambda seconds, scale=1.0: (weight_bytes + cache_bytes) * scale * a.new / seconds / 1e9  # noqa: E731
@@ -137,8 +138,9 @@ def main(argv=None):
               f"{row['course_over_hf_static']:>16.2f}x {str(row['same_tokens_as_hf']):>12} {gbs:>16.1f} "
               f"{100 * gbs / bw:>7.0f}% {100 * floor_ms / ms:>13.0f}%")
     print("\nthe compiled static step (generate(compile=True), compiled once per model: "
-          + ", ".join(f"{r['compile_s']} s" for r in rows) + ") and bf16 weights; step GB/s: the bytes a decode "
-          f"step reads (weights + cache) over its time, against the copy bandwidth {bw:.1f} GB/s")
+          + ", ".join(f"{r['compile_s']} s" for r in rows) + ") and bf16 weights; GB/s: the bytes every decode "
+          f"step reads (weights + cache) over the whole call's time, prefill included (a lower bound on a step's), "
+          f"against the copy bandwidth {bw:.1f} GB/s")
     head2 = (f"{'n_kv_heads':>10} {'eager tok/s':>12} {'compiled':>9} {'HF dyn':>8} {'compiled/HF dyn':>16} "
              f"{'bf16 compiled':>14} {'HF bf16':>8} {'bf16/HF bf16':>13} {'same tokens':>12} "
              f"{'GB/s eager':>11} {'compiled':>9} {'bf16':>7}")
